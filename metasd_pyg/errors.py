@@ -1,0 +1,25 @@
+"""User-facing errors.
+
+Every error that a user can cause with bad input (a file, a value, an option)
+is a :class:`MetaSDError`. Its message is one line that names the file, line
+or value at fault; the CLI prints it to stderr without a traceback and exits
+with a non-zero code. Programming errors stay ordinary Python exceptions.
+"""
+
+from __future__ import annotations
+
+
+class MetaSDError(Exception):
+    """Base class of all user-facing errors (one-line message, no traceback)."""
+
+
+class DataError(MetaSDError):
+    """A dataset is missing, malformed, or fails verification."""
+
+
+class ConfigError(MetaSDError):
+    """An option, configuration file or value is invalid."""
+
+
+class RunFolderError(MetaSDError):
+    """A run folder is missing, incomplete, or would be overwritten."""

@@ -1,0 +1,31 @@
+"""PyG KGE models: construction and scoring modes."""
+
+from metasd_pyg.models.factory import MODEL_NAMES, build_model, model_name
+from metasd_pyg.models.scoring import (
+    ENTITY_TABLES,
+    RELATION_TABLES,
+    Weights,
+    head_query,
+    model_weights,
+    score_heads,
+    score_relations,
+    score_tails,
+    score_triples,
+    tail_query,
+)
+
+__all__ = [
+    "ENTITY_TABLES",
+    "MODEL_NAMES",
+    "RELATION_TABLES",
+    "Weights",
+    "build_model",
+    "head_query",
+    "model_name",
+    "model_weights",
+    "score_heads",
+    "score_relations",
+    "score_tails",
+    "score_triples",
+    "tail_query",
+]
