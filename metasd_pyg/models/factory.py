@@ -50,7 +50,7 @@ def build_model(
     rels = 2 * num_relations if reciprocal else num_relations
     cls = _CLASSES[key]
     if key in ("rotate", "transe"):
-        return cls(num_entities, rels, dim, margin=margin)  # type: ignore[call-arg]
+        return cls(num_entities, rels, dim, margin=margin)
     return cls(num_entities, rels, dim)
 
 

@@ -88,7 +88,9 @@ def _rotation(model: KGEModel, weights: Weights | None, rel: Tensor) -> tuple[Te
     return torch.cos(theta), torch.sin(theta)
 
 
-def tail_query(model: KGEModel, head: Tensor, rel: Tensor, weights: Weights | None = None) -> Tensor:
+def tail_query(
+    model: KGEModel, head: Tensor, rel: Tensor, weights: Weights | None = None
+) -> Tensor:
     """Query vectors ``[B, D']`` of ``(head, rel, ?)`` in the candidate space."""
     h_re = _w(model, weights, "node_emb.weight")[head]
     if isinstance(model, ComplEx):
@@ -108,7 +110,9 @@ def tail_query(model: KGEModel, head: Tensor, rel: Tensor, weights: Weights | No
     raise TypeError(f"unsupported model {type(model).__name__}")
 
 
-def head_query(model: KGEModel, rel: Tensor, tail: Tensor, weights: Weights | None = None) -> Tensor:
+def head_query(
+    model: KGEModel, rel: Tensor, tail: Tensor, weights: Weights | None = None
+) -> Tensor:
     """Query vectors ``[B, D']`` of ``(?, rel, tail)`` in the candidate space."""
     t_re = _w(model, weights, "node_emb.weight")[tail]
     if isinstance(model, ComplEx):
