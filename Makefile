@@ -2,15 +2,15 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-DATA_ROOT ?= $(abspath ../shared/datasets)
+# Where the benchmark archives live (tests and CI read them from here).
+export METASD_DATA_ROOT ?= $(abspath ../shared/datasets)
 
 .PHONY: setup run test lint
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[test,dev]'
+	$(PY) -m pip install --quiet -e '.[test]'
 	touch $@
 
 setup: $(VENV)/.installed
@@ -19,8 +19,9 @@ run: setup
 	$(VENV)/bin/metasd-pyg train --out runs/quickstart --overwrite
 
 test: setup
-	METASD_DATA_ROOT=$(DATA_ROOT) $(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests
 
 lint: setup
+	$(PY) -m pip install --quiet -e '.[dev]'
 	$(VENV)/bin/ruff check metasd_pyg tests benchmarks
 	$(VENV)/bin/mypy
