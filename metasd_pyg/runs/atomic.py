@@ -1,0 +1,86 @@
+"""Atomic file writes for run folders.
+
+A file is written to a temporary sibling in the same directory and moved into
+place with :func:`os.replace`, so a reader (or a crash) never sees a half-written
+file: either the old content or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+
+def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
+    """Write ``path`` atomically through ``write(binary_file)``.
+
+    Args:
+        path: Destination file; its directory must exist.
+        write: Callable that writes the whole content to the open binary file.
+
+    Returns:
+        The destination path.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically.
+
+    Args:
+        path: Destination file.
+        text: Content.
+    """
+    data = text.encode("utf-8")
+    return atomic_write(path, lambda fh: fh.write(data))
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON to ``path`` atomically.
+
+    Args:
+        path: Destination file.
+        obj: JSON-serialisable object (non-finite floats are written as ``null``).
+    """
+    return atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=False) + "\n")
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert tensors, numpy scalars, paths, tuples and non-finite floats to JSON values.
+
+    Args:
+        obj: Any nested structure of dicts, lists, tuples and scalars.
+    """
+    import math
+
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | set | frozenset):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, bool) or obj is None or isinstance(obj, str | int):
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, Path):
+        return str(obj)
+    if getattr(obj, "ndim", None) == 0 and callable(getattr(obj, "item", None)):
+        return to_jsonable(obj.item())
+    tolist = getattr(obj, "tolist", None)
+    if callable(tolist):
+        return to_jsonable(tolist())
+    return str(obj)
