@@ -1,0 +1,140 @@
+import pytest
+import torch
+from safetensors import safe_open
+
+from metasd_pyg.errors import ConfigError, MetaSDError
+from metasd_pyg.export import export_student, load_student, read_metadata
+from metasd_pyg.models import MODEL_NAMES, build_model, score_tails
+
+E, R = 400, 12
+
+
+def _unstructured(model, density, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    masks = {}
+    for name, p in model.named_parameters():
+        keep = round(density * p.numel())
+        idx = torch.randperm(p.numel(), generator=g)[:keep]
+        m = torch.zeros(p.numel(), dtype=torch.bool)
+        m[idx] = True
+        masks[name] = m.view_as(p)
+    return masks
+
+
+def _nested(model, density, seed=0):
+    """Degree-aware-like nested masks: row i keeps a prefix of one shared order."""
+    g = torch.Generator().manual_seed(seed)
+    masks = {}
+    by_shape = {}
+    for name, p in model.named_parameters():
+        n, d = p.shape
+        if (n, d) not in by_shape:
+            order = torch.randperm(d, generator=g)
+            raw = torch.rand(n, generator=g) ** 3 + 0.05
+            k = (raw / raw.sum() * density * n * d).round().clamp(1, d).long()
+            m = torch.arange(d)[None, :] < k[:, None]
+            by_shape[(n, d)] = m[:, torch.argsort(order)]
+        masks[name] = by_shape[(n, d)]
+    return masks
+
+
+def _model(name="complex", dim=100):
+    torch.manual_seed(0)
+    return build_model(name, E, R, dim, reciprocal=True)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_round_trip_scores_equal_masked_student(tmp_path, name):
+    model = _model(name, dim=16)
+    masks = _unstructured(model, 0.3)
+    weights = {n: p.detach() * 1.5 for n, p in model.named_parameters()}  # trained != init
+    ents = [f"ent_{i}" for i in range(E)]
+    rels = [f"rel_{i}" for i in range(R)]
+    info = export_student(tmp_path / "s.safetensors", model, masks, weights=weights,
+                          entity_names=ents, relation_names=rels,
+                          metadata={"source_run": "runs/x"})
+    student = load_student(info.path)
+    h = torch.arange(0, E, 7)
+    r = torch.arange(h.numel()) % (2 * R)
+    masked = {n: weights[n] * masks[n] for n in weights}
+    ref = score_tails(model, h, r, weights=masked)
+    torch.testing.assert_close(student.score_tails(h, r % R + (r >= R) * R), ref,
+                               atol=1e-5, rtol=1e-5)
+    # head side through the reciprocal relation
+    rr = r % R
+    ref_heads = score_tails(model, h, rr + R, weights=masked)
+    torch.testing.assert_close(student.score_heads(rr, h), ref_heads, atol=1e-5, rtol=1e-5)
+    meta = read_metadata(info.path)
+    assert meta["model"] == name and meta["source_run"] == "runs/x"
+    assert student.entity_names[3] == "ent_3" and meta["reciprocal"] is True
+    assert info.nonzeros == sum(int(m.sum()) for m in masks.values())
+
+
+def test_sizes_at_90_percent_sparsity(tmp_path):
+    torch.manual_seed(0)
+    n_ent, n_rel = 3000, 40  # FB15k-237-like names, dense teacher 2.5 MB
+    model = build_model("complex", n_ent, n_rel, 100, reciprocal=True)
+    ents = [f"/m/0{i:05x}" for i in range(n_ent)]
+    rels = [f"/people/person/rel_{i}" for i in range(n_rel)]
+    out = {}
+    for kind, masks in (("csr", _unstructured(model, 0.1)), ("prefix", _nested(model, 0.1))):
+        for dtype in ("fp32", "fp16"):
+            info = export_student(tmp_path / f"{kind}-{dtype}.safetensors", model, masks,
+                                  dtype=dtype, entity_names=ents, relation_names=rels)
+            assert info.sparsity == pytest.approx(0.9, abs=0.01)
+            assert info.dense_teacher_bytes == 4 * sum(p.numel() for p in model.parameters())
+            out[kind, dtype] = info
+            assert set(info.encodings.values()) == {kind}
+    assert out["csr", "fp32"].ratio <= 0.16
+    assert out["prefix", "fp32"].ratio <= 0.11
+    for kind in ("csr", "prefix"):
+        assert out[kind, "fp16"].bytes <= 0.65 * out[kind, "fp32"].bytes
+    # ComplEx's imaginary tables share the structure of the real ones when masks agree
+    with safe_open(out["prefix", "fp32"].path, "pt") as fh:
+        keys = set(fh.keys())
+    assert "node_emb.weight.k" in keys and "node_emb_im.weight.k" not in keys
+    print({key: round(info.ratio, 4) for key, info in out.items()})
+    # scores from the nested fp16 artifact are close to the fp32 student
+    masks = _nested(model, 0.1)
+    masked = {n: p.detach() * masks[n] for n, p in model.named_parameters()}
+    h, r = torch.arange(10), torch.arange(10) % n_rel
+    got = load_student(out["prefix", "fp16"].path).score_tails(h, r)
+    torch.testing.assert_close(got, score_tails(model, h, r, weights=masked),
+                               atol=1e-3, rtol=1e-2)
+    exact = load_student(out["prefix", "fp32"].path).score_tails(h, r)
+    torch.testing.assert_close(exact, score_tails(model, h, r, weights=masked),
+                               atol=1e-5, rtol=1e-5)
+
+
+def test_predict_by_name(tmp_path):
+    model = _model("distmult", dim=8)
+    ents = [f"e{i}" for i in range(E)]
+    rels = [f"r{i}" for i in range(R)]
+    path = export_student(tmp_path / "s.safetensors", model, None, entity_names=ents,
+                          relation_names=rels).path
+    student = load_student(path)
+    top = student.predict(head="e5", relation="r2", k=5)
+    scores = score_tails(model, torch.tensor([5]), torch.tensor([2]))[0]
+    assert [a["id"] for a in top] == scores.argsort(descending=True)[:5].tolist()
+    assert top[0]["entity"] == ents[top[0]["id"]] and top[0]["rank"] == 1
+    heads = student.predict(tail="e5", relation="r2", k=3)
+    ref = score_tails(model, torch.tensor([5]), torch.tensor([2 + R]))[0]
+    assert [a["id"] for a in heads] == ref.argsort(descending=True)[:3].tolist()
+    with pytest.raises(ConfigError, match="did you mean"):
+        student.predict(head="e5x", relation="r2")
+    with pytest.raises(ConfigError, match="exactly one"):
+        student.predict(head="e5", tail="e6", relation="r2")
+
+
+def test_names_default_to_ids_and_bad_files(tmp_path):
+    model = _model("transe", dim=4)
+    path = export_student(tmp_path / "s.safetensors", model, None).path
+    student = load_student(path)
+    assert student.entity_names[7] == "7"
+    assert student.predict(head="7", relation="0", k=2)[0]["rank"] == 1
+    (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file at all")
+    for bad in (tmp_path / "missing.safetensors", tmp_path / "junk.safetensors"):
+        with pytest.raises(MetaSDError):
+            load_student(bad)
+    with pytest.raises(ConfigError, match="dtype"):
+        export_student(tmp_path / "x.safetensors", model, None, dtype="int8")
