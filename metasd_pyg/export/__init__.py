@@ -13,6 +13,7 @@ from metasd_pyg.export.encoding import (
     encode_table,
     prefix_structure,
 )
+from metasd_pyg.export.from_run import export_run, model_from_run
 from metasd_pyg.export.loader import ArtifactError, StudentArtifact, load_student, read_metadata
 
 __all__ = [
@@ -25,8 +26,10 @@ __all__ = [
     "StudentArtifact",
     "decode_table",
     "encode_table",
+    "export_run",
     "export_student",
     "load_student",
+    "model_from_run",
     "prefix_structure",
     "read_metadata",
 ]

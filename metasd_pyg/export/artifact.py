@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import os
-import zlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,6 +44,7 @@ from torch_geometric.nn.kge import KGEModel
 
 from metasd_pyg.errors import ConfigError
 from metasd_pyg.export.encoding import EncodedTable, encode_table
+from metasd_pyg.export.names import pack_names
 from metasd_pyg.models.factory import model_name
 from metasd_pyg.runs.atomic import atomic_write, to_jsonable
 
@@ -54,9 +54,6 @@ ARTIFACT_FORMAT = "metasd-pyg-student"
 ARTIFACT_VERSION = 1
 #: Header metadata key holding the JSON document.
 METADATA_KEY = "metasd_pyg"
-#: Names whose UTF-8 size exceeds this go, zlib-compressed, to a tensor instead of
-#: the header (names would otherwise cost ~2% of a dense 100-dim ComplEx teacher).
-MAX_HEADER_NAMES_BYTES = 1024
 
 DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16}
 STRUCTURE_PARTS = ("indices", "row_nnz", "k", "order")
@@ -91,21 +88,6 @@ class ExportInfo:
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
         return asdict(self)
-
-
-def _names_payload(
-    names: list[str] | None, key: str, tensors: dict[str, Tensor]
-) -> list[str] | dict[str, Any] | None:
-    """Names inline in the header when tiny, else as a zlib-compressed UTF-8 tensor."""
-    if names is None:
-        return None
-    blob = "\n".join(names).encode("utf-8")
-    if len(blob) <= MAX_HEADER_NAMES_BYTES:
-        return list(names)
-    packed = zlib.compress(blob, 9)
-    tensors[key] = torch.frombuffer(bytearray(packed), dtype=torch.uint8).clone()
-    return {"tensor": key, "codec": "zlib", "separator": "\n", "count": len(names),
-            "bytes": len(blob)}
 
 
 def export_student(
@@ -201,8 +183,8 @@ def export_student(
         "total_params": total,
         "nonzeros": nonzeros,
         "sparsity": 1.0 - nonzeros / max(total, 1),
-        "entity_names": _names_payload(entity_names, "names.entities", tensors),
-        "relation_names": _names_payload(relation_names, "names.relations", tensors),
+        "entity_names": pack_names(entity_names, "names.entities", tensors),
+        "relation_names": pack_names(relation_names, "names.relations", tensors),
     }
     header.update(to_jsonable(dict(metadata or {})))
     blob = save(tensors, metadata={METADATA_KEY: json.dumps(header, separators=(",", ":"))})

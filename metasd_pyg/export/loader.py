@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import zlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -27,27 +26,13 @@ from torch_geometric.nn.kge import KGEModel
 from metasd_pyg.errors import ConfigError, MetaSDError
 from metasd_pyg.export.artifact import ARTIFACT_FORMAT, ARTIFACT_VERSION, METADATA_KEY
 from metasd_pyg.export.encoding import decode_table
+from metasd_pyg.export.names import unpack_names
 from metasd_pyg.models.factory import build_model
 from metasd_pyg.models.scoring import score_heads, score_tails
 
 
 class ArtifactError(MetaSDError):
     """A student artifact is missing, unreadable or not a metasd-pyg student."""
-
-
-def _names(entry: Any, tensors: dict[str, Tensor], count: int) -> list[str] | None:
-    if entry is None:
-        return None
-    if isinstance(entry, dict):
-        packed = bytes(tensors[entry["tensor"]].numpy().tobytes())
-        inflater = zlib.decompressobj()
-        blob = inflater.decompress(packed, int(entry.get("bytes", 1 << 30)) + 1)
-        names = blob.decode("utf-8").split(entry.get("separator", "\n"))
-    else:
-        names = [str(n) for n in entry]
-    if len(names) != count:
-        raise ArtifactError(f"artifact holds {len(names)} names for {count} items")
-    return names
 
 
 @dataclass
@@ -243,6 +228,11 @@ def load_student(path: str | Path, device: torch.device | str | None = None) -> 
     if device is not None:
         model = model.to(device)
     E, R = int(meta["num_entities"]), int(meta["num_relations"])
-    entity_names = _names(meta.get("entity_names"), tensors, E) or [str(i) for i in range(E)]
-    relation_names = _names(meta.get("relation_names"), tensors, R) or [str(i) for i in range(R)]
+    try:
+        entity_names = unpack_names(meta.get("entity_names"), tensors, E)
+        relation_names = unpack_names(meta.get("relation_names"), tensors, R)
+    except MetaSDError as exc:
+        raise ArtifactError(f"{path}: {exc}") from exc
+    entity_names = entity_names or [str(i) for i in range(E)]
+    relation_names = relation_names or [str(i) for i in range(R)]
     return StudentArtifact(model, meta, entity_names, relation_names, str(path))

@@ -8,6 +8,7 @@ Layout of a run folder (all JSON files are written atomically)::
     metrics.jsonl    one JSON object per evaluation (epoch, step, split, metrics...)
     train.jsonl      one JSON object per training epoch (loss, sparsity, mask churn...)
     checkpoints/     the trainer's atomic checkpoints (safetensors + JSON)
+    model.safetensors  final (best-valid) weights of the model and the student's masks
     results.json     final results of every model of the run (summary, compression...)
     buckets.csv      long-tail bucket table of every model and split
     categories.csv   relation-category table of every model and split
@@ -28,8 +29,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import Tensor
+
 from metasd_pyg.errors import RunFolderError
-from metasd_pyg.runs.atomic import atomic_write_json, atomic_write_text, to_jsonable
+from metasd_pyg.runs.atomic import atomic_write, atomic_write_json, atomic_write_text, to_jsonable
 from metasd_pyg.runs.versions import collect_versions
 
 #: Format tag written in ``run.json``.
@@ -60,6 +64,7 @@ class RunFolder:
     BUCKETS = "buckets.csv"
     CATEGORIES = "categories.csv"
     STUDENT = "student.safetensors"
+    MODEL = "model.safetensors"
     REPORT = "report.html"
     CHECKPOINTS = "checkpoints"
 
@@ -315,6 +320,67 @@ class RunFolder:
     def has_results(self) -> bool:
         """Whether ``results.json`` exists."""
         return (self.path / self.RESULTS).is_file()
+
+    def write_model(
+        self,
+        params: Mapping[str, Tensor],
+        masks: Mapping[str, Tensor] | None,
+        metadata: Mapping[str, Any],
+        extra: Mapping[str, Tensor] | None = None,
+    ) -> Path:
+        """Save the final model weights and the student's masks to ``model.safetensors``.
+
+        Tensors are stored as ``param/<name>``, ``mask/<name>`` (bool) and
+        ``extra/<name>``; the JSON ``metadata`` (model type, dims, reciprocal...)
+        goes to the header.
+
+        Args:
+            params: Parameter name -> tensor of the (teacher) model.
+            masks: Parameter name -> boolean keep-mask of the student (or ``None``).
+            metadata: JSON-serialisable description of the model.
+            extra: Other tensors to keep with the model (e.g. packed entity names).
+        """
+        from safetensors.torch import save
+
+        tensors = {f"param/{k}": v.detach().cpu().contiguous() for k, v in params.items()}
+        for k, m in (masks or {}).items():
+            tensors[f"mask/{k}"] = m.detach().to("cpu", torch.bool).contiguous()
+        for k, t in (extra or {}).items():
+            tensors[f"extra/{k}"] = t.detach().cpu().contiguous()
+        blob = save(tensors, metadata={"metasd_pyg": json.dumps(to_jsonable(dict(metadata)))})
+        return atomic_write(self.path / self.MODEL, lambda fh: fh.write(blob))
+
+    def has_model(self) -> bool:
+        """Whether ``model.safetensors`` exists (the run finished training)."""
+        return (self.path / self.MODEL).is_file()
+
+    def read_model(
+        self,
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Any], dict[str, Tensor]]:
+        """``(params, masks, metadata, extra)`` saved by :meth:`write_model`.
+
+        Raises:
+            RunFolderError: The run has no final weights (unfinished) or the file
+                is unreadable.
+        """
+        from safetensors import SafetensorError, safe_open
+
+        path = self.path / self.MODEL
+        if not path.is_file():
+            raise RunFolderError(
+                f"{self.path} has no final weights ({self.MODEL}); the run did not finish: "
+                f"continue it with `metasd-pyg train --out {self.path} --resume`"
+            )
+        try:
+            with safe_open(str(path), "pt") as fh:
+                meta = json.loads((fh.metadata() or {}).get("metasd_pyg", "{}"))
+                tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+        except (SafetensorError, OSError, ValueError) as exc:
+            raise RunFolderError(f"{path}: unreadable weights ({exc})") from exc
+        params = {k[6:]: v for k, v in tensors.items() if k.startswith("param/")}
+        masks = {k[5:]: v.bool() for k, v in tensors.items() if k.startswith("mask/")}
+        extra = {k[6:]: v for k, v in tensors.items() if k.startswith("extra/")}
+        return params, masks, meta, extra
 
     def write_table(self, name: str, csv_text: str) -> Path:
         """Write a CSV table (e.g. :attr:`BUCKETS`) atomically.

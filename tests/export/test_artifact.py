@@ -138,3 +138,30 @@ def test_names_default_to_ids_and_bad_files(tmp_path):
             load_student(bad)
     with pytest.raises(ConfigError, match="dtype"):
         export_student(tmp_path / "x.safetensors", model, None, dtype="int8")
+
+
+def test_export_run_round_trip(tmp_path):
+    from metasd_pyg.errors import RunFolderError
+    from metasd_pyg.export import export_run
+    from metasd_pyg.export.names import pack_names
+    from metasd_pyg.runs import RunFolder
+
+    model = _model("complex", dim=20)
+    masks = _nested(model, 0.2)
+    run = RunFolder.create(tmp_path / "run")
+    with pytest.raises(RunFolderError, match="did not finish"):
+        export_run(run, tmp_path / "s.safetensors")
+    extra: dict = {}
+    names = [f"entity number {i}" for i in range(E)]
+    meta = {"model": "complex", "num_entities": E, "num_relations": R, "dim": 20,
+            "reciprocal": True, "dataset": "toy", "mode": "metasd",
+            "entity_names": pack_names(names, "entity_names", extra),
+            "relation_names": pack_names([f"r{i}" for i in range(R)], "relation_names", extra)}
+    run.write_model(dict(model.named_parameters()), masks, meta, extra=extra)
+    info = export_run(run.path, tmp_path / "s.safetensors", dtype="fp32")
+    student = load_student(info.path)
+    assert student.entity_names == names and student.metadata["dataset"] == "toy"
+    masked = {n: p.detach() * masks[n] for n, p in model.named_parameters()}
+    h, r = torch.arange(20), torch.arange(20) % R
+    torch.testing.assert_close(student.score_tails(h, r),
+                               score_tails(model, h, r, weights=masked), atol=1e-5, rtol=1e-5)

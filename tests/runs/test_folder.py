@@ -109,3 +109,20 @@ def test_to_jsonable():
                        "d": (1, 2), "e": torch.tensor([1, 2])})
     assert json.loads(json.dumps(out)) == {"a": 1.5, "b": 2.0, "c": None, "d": [1, 2],
                                            "e": [1, 2]}
+
+
+def test_model_weights_round_trip(tmp_path):
+    import torch
+
+    run = RunFolder.create(tmp_path / "run")
+    with pytest.raises(RunFolderError, match="--resume"):
+        run.read_model()
+    params = {"node_emb.weight": torch.randn(5, 3), "rel_emb.weight": torch.randn(4, 3)}
+    masks = {"node_emb.weight": torch.rand(5, 3) < 0.5}
+    run.write_model(params, masks, {"model": "distmult", "dim": 3},
+                    extra={"names": torch.arange(3).to(torch.uint8)})
+    p, m, meta, extra = run.read_model()
+    assert extra["names"].tolist() == [0, 1, 2]
+    assert meta == {"model": "distmult", "dim": 3}
+    assert torch.equal(p["rel_emb.weight"], params["rel_emb.weight"])
+    assert torch.equal(m["node_emb.weight"], masks["node_emb.weight"]) and len(m) == 1
