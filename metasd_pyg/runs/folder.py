@@ -347,6 +347,12 @@ class RunFolder:
             tensors[f"mask/{k}"] = m.detach().to("cpu", torch.bool).contiguous()
         for k, t in (extra or {}).items():
             tensors[f"extra/{k}"] = t.detach().cpu().contiguous()
+        seen: set[int] = set()
+        for k, t in tensors.items():  # safetensors refuses tensors sharing memory
+            ptr = t.untyped_storage().data_ptr()
+            if ptr in seen:
+                tensors[k] = t.clone()
+            seen.add(ptr)
         blob = save(tensors, metadata={"metasd_pyg": json.dumps(to_jsonable(dict(metadata)))})
         return atomic_write(self.path / self.MODEL, lambda fh: fh.write(blob))
 
