@@ -1,0 +1,249 @@
+r"""One-call evaluation of a PyG KGE model on a split: summary, buckets, ranks.
+
+Both sides of every triple :math:`(h, r, t)` of the split are queries: tail
+prediction :math:`(h, r, ?)` and head prediction :math:`(?, r, t)`. A model
+trained with reciprocal relations (Lacroix et al. 2018,
+https://arxiv.org/abs/1806.07297) answers the head query as the tail query
+:math:`(t, r + R, ?)`; otherwise heads are scored directly. Queries are scored
+in chunks whose size follows a memory budget; the chunk size never changes a
+rank (every query is ranked from its own row). Protocols:
+
+* ``"full"``: rank against all entities, filtered (every other known true
+  triple of train, valid and test removed) or raw;
+* ``"ogb"``: rank the positive against the split's given candidates
+  (ogbl-wikikg2 ``head_neg`` / ``tail_neg``), as OGB's evaluator does. Each
+  chunk only touches the entity rows it needs, so nothing of size
+  ``[queries, entities]`` is ever built.
+
+Metrics as in MetaSD (Li et al., Findings of EMNLP 2022,
+https://aclanthology.org/2022.findings-emnlp.149/).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+from torch_geometric.nn.kge import KGEModel
+from tqdm.auto import tqdm
+
+from metasd_pyg.errors import ConfigError
+from metasd_pyg.evaluation.buckets import Bins
+from metasd_pyg.evaluation.chunking import (
+    DEFAULT_MEMORY_BUDGET_MB,
+    candidate_query_bytes,
+    chunk_size,
+    full_query_bytes,
+)
+from metasd_pyg.evaluation.metrics import DEFAULT_KS
+from metasd_pyg.evaluation.result import EvaluationResult
+from metasd_pyg.evaluation.streaming import RankingEvaluator
+from metasd_pyg.models.factory import model_name
+from metasd_pyg.models.scoring import ENTITY_TABLES, Weights, score_heads, score_tails
+
+if TYPE_CHECKING:
+    from metasd_pyg.data.graph import KnowledgeGraph
+
+logger = logging.getLogger(__name__)
+
+#: Accepted values of ``sides``.
+SIDE_CHOICES: tuple[str, ...] = ("both", "tail", "head")
+
+
+def subset_indices(num_triples: int, max_queries: int | None, seed: int = 0) -> Tensor:
+    """Deterministic subset of triple rows for quick evaluation (sorted).
+
+    Args:
+        num_triples: Number of triples in the split.
+        max_queries: Number of triples to keep (``None`` keeps all).
+        seed: Seed of the permutation (fixed, so every call picks the same rows).
+    """
+    if max_queries is None or max_queries >= num_triples:
+        return torch.arange(num_triples)
+    if int(max_queries) != max_queries or max_queries < 1:
+        raise ConfigError(f"max_queries must be a positive integer, got {max_queries!r}")
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randperm(num_triples, generator=gen)[: int(max_queries)].sort().values
+
+
+def _entity_tables(model: KGEModel) -> list[str]:
+    names = {n for n, _ in model.named_parameters()}
+    return [n for n in ENTITY_TABLES if n in names]
+
+
+def _table(model: KGEModel, weights: Weights | None, name: str) -> Tensor:
+    if weights is not None and name in weights:
+        return weights[name]
+    return model.get_parameter(name)
+
+
+def _candidate_scores(
+    model: KGEModel,
+    weights: Weights | None,
+    query: Tensor,
+    rel: Tensor,
+    candidates: Tensor,
+    *,
+    direct_head: bool,
+) -> Tensor:
+    """Scores ``[B, C]`` of per-query candidates, touching only the rows they use.
+
+    The entity tables are restricted to the unique entities of the chunk (a
+    ``weights`` override, exact: the same rows, the same arithmetic) so that
+    no full-size candidate matrix is built per chunk.
+    """
+    ids = torch.cat([query.unsqueeze(1), candidates], dim=1)
+    uniq, inv = torch.unique(ids, return_inverse=True)
+    inv = inv.view_as(ids)
+    sub: dict[str, Tensor] = dict(weights) if weights is not None else {}
+    for name in _entity_tables(model):
+        sub[name] = _table(model, weights, name)[uniq]
+    if direct_head:
+        return score_heads(model, rel, inv[:, 0], weights=sub, candidates=inv[:, 1:])
+    return score_tails(model, inv[:, 0], rel, weights=sub, candidates=inv[:, 1:])
+
+
+def _check_model(model: KGEModel, graph: KnowledgeGraph, reciprocal: bool) -> None:
+    if int(model.num_nodes) != graph.num_entities:
+        raise ConfigError(
+            f"model has {model.num_nodes} entities but graph {graph.name!r} has "
+            f"{graph.num_entities}"
+        )
+    need = 2 * graph.num_relations if reciprocal else graph.num_relations
+    if int(model.num_relations) < need:
+        mode = "reciprocal" if reciprocal else "direct"
+        raise ConfigError(
+            f"model has {model.num_relations} relation rows, {mode}"
+            f" evaluation on {graph.name!r} needs {need}"
+            + (" (pass reciprocal=False for a model without inverse relations)" if reciprocal
+               else "")
+        )
+
+
+def evaluate(
+    model: KGEModel,
+    graph: KnowledgeGraph,
+    split: str = "valid",
+    *,
+    weights: Weights | None = None,
+    reciprocal: bool = True,
+    filtered: bool = True,
+    tie: str = "realistic",
+    ks: Sequence[int] = DEFAULT_KS,
+    bucket_by: str | None = "target",
+    bins: Bins = "log",
+    batch_size: int | None = None,
+    memory_budget_mb: float = DEFAULT_MEMORY_BUDGET_MB,
+    max_queries: int | None = None,
+    sides: str = "both",
+    protocol: str = "auto",
+    label: str | None = None,
+    progress: bool = False,
+) -> EvaluationResult:
+    r"""Evaluate ``model`` on ``split`` of ``graph``: MRR, MR, Hits@k, buckets, ranks.
+
+    Args:
+        model: A PyG KGE model (TransE, DistMult, ComplEx, RotatE).
+        graph: The knowledge graph.
+        split: ``"valid"`` or ``"test"`` (or ``"train"``).
+        weights: Parameter overrides (name -> tensor), e.g. the masked student
+            of MetaSD; used for queries and candidates alike.
+        reciprocal: Head queries as tail queries on inverse relations
+            ``r + R`` (the model must have ``2 R`` relation rows); ``False``
+            scores heads directly.
+        filtered: Filtered ranking (ignored by the OGB protocol, which ranks
+            against the given candidates).
+        tie: ``"realistic"`` (default), ``"optimistic"`` or ``"pessimistic"``.
+        ks: Hits@k cut-offs.
+        bucket_by: ``"target"`` (default), ``"query"``, ``"relation"``,
+            ``"category"`` or ``None``.
+        bins: ``"log"`` (default), ``"log:B"``, ``"quantile"``,
+            ``"quantile:Q"``, an integer, or a list of lower edges.
+        batch_size: Queries per chunk (default: from ``memory_budget_mb``).
+        memory_budget_mb: Memory for one chunk's score matrices, in MiB.
+        max_queries: Evaluate only this many triples of the split (a fixed,
+            seeded subset), for quick validation during training.
+        sides: ``"both"``, ``"tail"`` or ``"head"``.
+        protocol: ``"auto"`` (OGB if the split has given candidates, else
+            full), ``"full"`` or ``"ogb"``.
+        label: Model label in the result (default: the model's name).
+        progress: Show a progress bar (tqdm, stderr).
+
+    Returns:
+        An :class:`EvaluationResult`.
+    """
+    if sides not in SIDE_CHOICES:
+        raise ConfigError(f"unknown sides {sides!r}; expected one of {', '.join(SIDE_CHOICES)}")
+    triples_all = graph.split(split)
+    if protocol == "auto":
+        protocol = "ogb" if split in graph.candidates else "full"
+    if protocol == "ogb" and split not in graph.candidates:
+        raise ConfigError(f"protocol 'ogb' needs given candidates, split {split!r} of "
+                          f"{graph.name!r} has none")
+    _check_model(model, graph, reciprocal)
+    if label is None:
+        try:
+            label = model_name(model)
+        except ConfigError:
+            label = type(model).__name__.lower()
+
+    evaluator = RankingEvaluator(graph, filtered=filtered, tie=tie, ks=ks, label=label,
+                                 protocol=protocol, split=split)
+    idx = subset_indices(len(triples_all), max_queries)
+    device = next(model.parameters()).device
+    triples = triples_all[idx].to(device)
+    idx_dev = idx.to(device)
+    R = graph.num_relations
+    elem = model.get_parameter("node_emb.weight").element_size()
+    if protocol == "ogb":
+        cands = {s: graph.candidates[split][f"{s}_neg"][idx] for s in ("tail", "head")}
+        width = sum(_table(model, weights, n).size(-1) for n in _entity_tables(model))
+        n_cand = 1 + max(int(c.size(1)) for c in cands.values())
+        step = chunk_size(candidate_query_bytes(n_cand, width, elem), memory_budget_mb,
+                          batch_size)
+    else:
+        step = chunk_size(full_query_bytes(graph.num_entities, elem), memory_budget_mb,
+                          batch_size)
+    # Finite parameters give NaN-free scores: skip the NaN scan of every score matrix.
+    finite = all(bool(torch.isfinite(_table(model, weights, n)).all())
+                 for n, _ in model.named_parameters())
+    todo = ("tail", "head") if sides == "both" else (sides,)
+    logger.debug("evaluating %s on %s/%s: %d triples, sides %s, chunks of %d", label,
+                 graph.name, split, len(triples), todo, step)
+    was_training = model.training
+    model.eval()
+    bar = tqdm(total=len(triples) * len(todo), disable=not progress, unit="query",
+               desc=f"eval {split}")
+    try:
+        with torch.no_grad():
+            for side in todo:
+                for start in range(0, len(triples), step):
+                    batch = triples[start:start + step]
+                    h, r, t = batch[:, 0], batch[:, 1], batch[:, 2]
+                    q, target = (h, t) if side == "tail" else (t, h)
+                    rel = r if side == "tail" or not reciprocal else r + R
+                    direct_head = side == "head" and not reciprocal
+                    if protocol == "ogb":
+                        neg = cands[side][start:start + step].to(device)
+                        c = torch.cat([target.unsqueeze(1), neg], dim=1)
+                        s = _candidate_scores(model, weights, q, rel, c, direct_head=direct_head)
+                        evaluator.update_candidates(s[:, 0], s[:, 1:], batch, side=side,
+                                                    triple_index=idx_dev[start:start + step])
+                    else:
+                        if direct_head:
+                            s = score_heads(model, rel, q, weights=weights)
+                        else:
+                            s = score_tails(model, q, rel, weights=weights)
+                        evaluator.update(s, batch, side=side, inplace=True, nan_check=not finite,
+                                         triple_index=idx_dev[start:start + step])
+                    bar.update(len(batch))
+    finally:
+        bar.close()
+        model.train(was_training)
+    result = evaluator.compute(bucket_by=bucket_by, bins=bins)
+    result.config.update({"reciprocal": reciprocal, "sides": sides, "max_queries": max_queries,
+                          "chunk_size": step, "masked": weights is not None})
+    return result
