@@ -1,0 +1,297 @@
+"""Typed dataclass options from files and command-line flags.
+
+One dataclass field = one flag (``--batch-size`` for ``batch_size``) and one
+key of a YAML/TOML/JSON configuration file (``batch_size`` or ``batch-size``).
+Help texts come from the ``Args:`` section of the dataclass docstring, so the
+flags stay in sync with the documented options. Values from files and flags
+go through the same coercion (:func:`coerce`), so a bad value gives the same
+one-line :class:`~metasd_pyg.errors.ConfigError` either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import inspect
+import json
+import re
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from metasd_pyg.errors import ConfigError
+
+_NONE_WORDS = ("none", "null", "~")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+def field_types(cls: type) -> dict[str, Any]:
+    """Resolved type hints of the fields of dataclass ``cls``.
+
+    Args:
+        cls: A dataclass type.
+    """
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def docstring_args(cls: type) -> dict[str, str]:
+    """Parse the ``Args:`` section of ``cls``'s docstring into name -> one-line help.
+
+    Args:
+        cls: Any documented class.
+    """
+    doc = inspect.getdoc(cls) or ""
+    out: dict[str, str] = {}
+    in_args = False
+    current: str | None = None
+    for line in doc.splitlines():
+        if re.match(r"^(Args|Arguments|Attributes):\s*$", line):
+            in_args, current = True, None
+            continue
+        if in_args and line and not line.startswith(" "):
+            in_args = False
+        if not in_args:
+            continue
+        m = re.match(r"^ {4}(\w+)(?: \([^)]*\))?:\s*(.*)$", line)
+        if m:
+            current = m.group(1)
+            out[current] = m.group(2).strip()
+        elif current and line.strip():
+            out[current] += " " + line.strip()
+    # Sphinx markup is noise in --help.
+    return {k: re.sub(r":\w+:`~?([^`]+)`|``([^`]+)``", lambda m: m.group(1) or m.group(2), v)
+                   .replace("\\", "") for k, v in out.items()}
+
+
+def _optional(tp: Any) -> tuple[Any, bool]:
+    """``(inner type, allows None)`` of ``X | None``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(tp)) == 2:
+            return args[0], True
+    return tp, False
+
+
+def coerce(value: Any, tp: Any, where: str) -> Any:
+    """Convert ``value`` (a string from a flag, or a parsed file value) to type ``tp``.
+
+    Args:
+        value: The raw value.
+        tp: Target type (``int``, ``float``, ``bool``, ``str``, ``X | None``,
+            ``tuple[X, ...]``, ``list[X]``).
+        where: Names the value in error messages (e.g. ``"--epochs"`` or
+            ``"run.yaml: epochs"``).
+
+    Raises:
+        ConfigError: One line naming ``where`` and the bad value.
+    """
+    inner, nullable = _optional(tp)
+    if value is None or (nullable and isinstance(value, str)
+                         and value.strip().lower() in _NONE_WORDS):
+        if nullable:
+            return None
+        raise ConfigError(f"{where}: a value is required (got none)")
+    origin = typing.get_origin(inner)
+    if origin in (tuple, list):
+        args = typing.get_args(inner)
+        item = args[0] if args else str
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        conv = [coerce(v.strip() if isinstance(v, str) else v, item, where) for v in items]
+        return tuple(conv) if origin is tuple else conv
+    if inner is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if inner is int:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        try:
+            return int(value) if not isinstance(value, str) else int(value.strip().replace("_", ""))
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+    if inner is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        try:
+            out = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+        if out != out or out in (float("inf"), float("-inf")):
+            raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+        return out
+    if inner is str:
+        if isinstance(value, dict | list | tuple):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def flag_name(field: str) -> str:
+    """``--batch-size`` for field ``batch_size``.
+
+    Args:
+        field: Dataclass field name.
+    """
+    return "--" + field.replace("_", "-")
+
+
+def type_label(tp: Any) -> str:
+    """Short human label of a field type for ``--help`` (``INT``, ``FLOAT|none``...).
+
+    Args:
+        tp: A field type.
+    """
+    inner, nullable = _optional(tp)
+    label = getattr(inner, "__name__", str(inner)).upper()
+    if typing.get_origin(inner) in (tuple, list):
+        label = "A,B,..."
+    return label + ("|none" if nullable else "")
+
+
+def add_dataclass_flags(
+    parser: argparse.ArgumentParser | Any,
+    cls: type,
+    *,
+    choices: Mapping[str, Iterable[str]] | None = None,
+    skip: Iterable[str] = (),
+) -> list[str]:
+    """Add one flag per field of dataclass ``cls`` to ``parser`` (or an argument group).
+
+    Flags default to ``argparse.SUPPRESS``: only flags given on the command line
+    appear in the parsed namespace, so they can override a configuration file.
+    Booleans get ``--flag`` / ``--no-flag``. Values are kept as strings and
+    converted later with :func:`coerce` (same errors as file values).
+
+    Args:
+        parser: Parser or argument group.
+        cls: Dataclass whose fields become flags.
+        choices: Allowed values of some fields (shown in ``--help``).
+        skip: Field names not to expose.
+
+    Returns:
+        The field names that got a flag.
+    """
+    helps = docstring_args(cls)
+    types_ = field_types(cls)
+    choices = dict(choices or {})
+    added = []
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        tp = types_[f.name]
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+        text = helps.get(f.name, "")
+        if f.name in choices:
+            text += f" Choices: {', '.join(choices[f.name])}."
+        text += f" (default: {default})"
+        text = text.replace("%", "%%")
+        if _optional(tp)[0] is bool:
+            parser.add_argument(flag_name(f.name), dest=f.name, default=argparse.SUPPRESS,
+                                action=argparse.BooleanOptionalAction, help=text)
+        else:
+            parser.add_argument(flag_name(f.name), dest=f.name, default=argparse.SUPPRESS,
+                                metavar=type_label(tp), help=text)
+        added.append(f.name)
+    return added
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a configuration file: YAML (``.yaml``/``.yml``), TOML (``.toml``) or JSON.
+
+    The top level must be a mapping. Nested tables/mappings (e.g. ``[train]``)
+    are flattened into the top level, so sectioned and flat files both work.
+    Keys may use dashes or underscores.
+
+    Args:
+        path: The file.
+
+    Raises:
+        ConfigError: Unreadable file, unknown suffix, syntax error (with its
+            line), or a top level that is not a mapping.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    suffix = path.suffix.lower()
+    data: Any
+    if suffix in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or "invalid YAML"
+            raise ConfigError(f"{path}{line}: {problem}") from None
+    elif suffix == ".toml":
+        import tomllib
+
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {str(exc).splitlines()[0]}") from None
+    elif suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}:{exc.lineno}: {exc.msg}") from None
+    else:
+        raise ConfigError(f"config file {path}: unknown format {suffix or '(no suffix)'}; "
+                          "use .yaml, .yml, .toml or .json")
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of option: value")
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            for sub, v in value.items():
+                flat[str(sub).replace("-", "_")] = v
+        else:
+            flat[str(key).replace("-", "_")] = value
+    return flat
+
+
+def build_dataclass(cls: type, values: Mapping[str, Any], source: str) -> Any:
+    """Instantiate dataclass ``cls`` from raw ``values`` with coercion and checks.
+
+    Args:
+        cls: The dataclass.
+        values: Field name -> raw value (strings from flags or parsed file values).
+        source: Names the origin for error messages (e.g. ``"run.yaml"``).
+
+    Raises:
+        ConfigError: Unknown key (with suggestions) or invalid value.
+    """
+    types_ = field_types(cls)
+    unknown = [k for k in values if k not in types_]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(key, list(types_), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"{source}: unknown option {key!r}{hint}")
+    kwargs = {k: coerce(v, types_[k], f"{source}: {k}") for k, v in values.items()}
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{source}: {exc}") from None

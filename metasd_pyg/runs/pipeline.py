@@ -1,0 +1,316 @@
+r"""Train one run end to end: run folder, trainer, final results, artifact, report.
+
+:func:`train_run` is what ``metasd-pyg train`` does, usable from Python:
+
+1. create the run folder (or reopen it with ``resume``), save the resolved
+   configuration and the software versions;
+2. load the dataset and train with :class:`~metasd_pyg.training.trainer.Trainer`
+   (MetaSD, Li et al., Findings of EMNLP 2022,
+   https://aclanthology.org/2022.findings-emnlp.149/, or a baseline mode),
+   checkpoints in ``checkpoints/``, logs in ``train.jsonl`` / ``metrics.jsonl``;
+3. store the final (best-valid) weights and masks (``model.safetensors``),
+   the compressed student (``student.safetensors``), the results of every
+   model on valid and test (``results.json``), the long-tail bucket table
+   (``buckets.csv``) and the relation-category table (``categories.csv``);
+4. write ``report.html`` (optional) and mark the run complete.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from metasd_pyg.data.graph import KnowledgeGraph
+from metasd_pyg.errors import ConfigError
+from metasd_pyg.evaluation import EvaluationResult
+from metasd_pyg.evaluation.streaming import build_result
+from metasd_pyg.export.artifact import export_student
+from metasd_pyg.export.names import pack_names
+from metasd_pyg.models.factory import model_name
+from metasd_pyg.runs.atomic import to_jsonable
+from metasd_pyg.runs.config import RESUMABLE_CHANGES, RunConfig, parse_bins
+from metasd_pyg.runs.folder import RunFolder
+from metasd_pyg.runs.logger import RunLogger
+from metasd_pyg.runs.summary import dataset_summary, size_summary
+
+logger = logging.getLogger(__name__)
+
+#: Format tag of ``results.json``.
+RESULTS_FORMAT = "metasd-pyg-results"
+
+
+def default_run_dir(config: RunConfig, root: str | Path = "runs") -> Path:
+    """``runs/<dataset>-<mode>-<YYYYmmdd-HHMMSS>`` for a run without ``out``.
+
+    Args:
+        config: The run's configuration.
+        root: Parent folder.
+    """
+    data = Path(config.run.dataset).name if ("/" in config.run.dataset) else config.run.dataset
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", data.split(":", 1)[0]).strip("_") or "data"
+    return Path(root) / f"{slug}-{config.train.mode}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def check_resume(saved: RunConfig, config: RunConfig, run_dir: Path) -> None:
+    """Refuse option changes that would break a resumed run's trajectory.
+
+    Args:
+        saved: The configuration saved in the run folder.
+        config: The configuration asked for now.
+        run_dir: The run folder (for the message).
+
+    Raises:
+        ConfigError: An option outside :data:`RESUMABLE_CHANGES` differs.
+    """
+    for key, (old, new) in config.changes_from(saved).items():
+        if key not in RESUMABLE_CHANGES:
+            raise ConfigError(
+                f"cannot change {key} when resuming {run_dir} (saved {old!r}, given {new!r}); "
+                "start a new run instead"
+            )
+
+
+def _rebucket(result: EvaluationResult, graph: KnowledgeGraph, label: str, split: str,
+              bucket_by: str, bins: Any) -> EvaluationResult:
+    cfg = result.config
+    out = build_result(
+        result.ranks.drop(columns=["bucket"], errors="ignore"), graph, label=label,
+        ks=cfg.get("ks", (1, 3, 10)), tie=cfg.get("tie", "realistic"),
+        filtered=bool(cfg.get("filtered", True)), protocol=cfg.get("protocol", "full"),
+        bucket_by=bucket_by, bins=bins,
+        extra_config={k: v for k, v in cfg.items()
+                      if k not in ("ks", "tie", "filtered", "protocol", "bucket_by", "bins")},
+    )
+    out.config["split"] = split
+    return out
+
+
+def _table(results: Sequence[tuple[str, str, EvaluationResult]]) -> pd.DataFrame:
+    frames = []
+    for role, split, res in results:
+        frame = res.buckets.copy()
+        frame.insert(0, "split", split)
+        frame.insert(0, "role", role)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _csv(frame: pd.DataFrame) -> str:
+    buf = io.StringIO()
+    frame.to_csv(buf, index=False, float_format="%.6g")
+    return buf.getvalue()
+
+
+def _teacher_params(model: torch.nn.Module, config: RunConfig) -> int:
+    """Parameters of the dense teacher of ``config`` (every table is linear in ``dim``)."""
+    total = sum(int(p.numel()) for p in model.parameters())
+    dim = int(getattr(model, "hidden_channels", config.train.dim))
+    return total * config.train.dim // max(dim, 1)
+
+
+def _roles(result: Any, mode: str) -> list[tuple[str, Any, Any, bool]]:
+    """``(role, valid, test, masked)`` of every model the run produced."""
+    if mode == "metasd":
+        return [("teacher", result.teacher_valid, result.teacher_test, False),
+                ("student", result.student_valid, result.student_test, True)]
+    if mode == "teacher":
+        return [("teacher", result.teacher_valid, result.teacher_test, False)]
+    if mode == "dense_same_nnz":
+        return [("dense_same_nnz", result.teacher_valid, result.teacher_test, False)]
+    if mode == "oneshot":
+        roles = [("oneshot", result.student_valid, result.student_test, True)]
+        extra = result.extra
+        if "oneshot_valid" in extra and "oneshot_test" in extra:
+            roles.append(("oneshot_no_finetune", extra["oneshot_valid"], extra["oneshot_test"],
+                          True))
+        return roles
+    raise ConfigError(f"unknown mode {mode!r}")
+
+
+def _as_result(obj: Any) -> EvaluationResult:
+    if isinstance(obj, EvaluationResult):
+        return obj
+    if isinstance(obj, dict):  # restored from a checkpoint's JSON state
+        return EvaluationResult.from_dict(obj)
+    raise TypeError(f"not an evaluation result: {type(obj).__name__}")
+
+
+def train_run(
+    config: RunConfig,
+    *,
+    overwrite: bool = False,
+    resume: bool = False,
+    command: Sequence[str] | None = None,
+    graph: KnowledgeGraph | None = None,
+) -> dict[str, Any]:
+    """Train one run into its run folder and return a JSON-serialisable summary.
+
+    Args:
+        config: The resolved configuration (``config.run.out`` is the run
+            folder; ``None`` picks :func:`default_run_dir`).
+        overwrite: Replace an existing run folder.
+        resume: Continue the run in ``config.run.out`` from its last checkpoint
+            (only options in :data:`RESUMABLE_CHANGES` may differ from the saved ones).
+        command: The command line, recorded in ``run.json``.
+        graph: An already loaded graph (skips loading ``config.run.dataset``).
+
+    Returns:
+        ``{"run", "dataset", "mode", "models": {role: {"valid", "test", ...}},
+        "compression", "training", "files"}``.
+    """
+    start = time.perf_counter()
+    out = Path(config.run.out) if config.run.out else default_run_dir(config)
+    if resume:
+        saved = RunConfig.from_dict(RunFolder.open(out).read_config(), f"{out}/config.json")
+        check_resume(saved, config, out)
+    run = RunFolder.create(out, overwrite=overwrite, resume=resume, command=command)
+    config.run.out = str(out)
+    run.write_config(config.to_dict())
+    run.write_versions()
+
+    if graph is None:
+        from metasd_pyg.data.loader import load_dataset
+
+        graph = load_dataset(config.run.dataset, config.run.data_root,
+                             progress=config.train.progress)
+    logger.info("%s: %s", run.path, graph)
+
+    from metasd_pyg.training.trainer import Trainer
+
+    trainer = Trainer(None, graph, config.train, callbacks=[RunLogger(run)],
+                      checkpoint_dir=run.checkpoint_dir)
+    result = trainer.fit(resume=resume)
+
+    # ---- final results, re-bucketed as configured, plus relation categories
+    bins = parse_bins(config.run.bins)
+    evaluated: list[tuple[str, str, EvaluationResult]] = []
+    categories: list[tuple[str, str, EvaluationResult]] = []
+    models: dict[str, Any] = {}
+    params = {n: p.detach() for n, p in trainer.model.named_parameters()}
+    teacher_params = _teacher_params(trainer.model, config)
+    for role, valid, test, masked in _roles(result, config.train.mode):
+        entry: dict[str, Any] = {"masked": masked}
+        for split, res in (("valid", valid), ("test", test)):
+            res = _rebucket(_as_result(res), graph, role, split, config.run.bucket_by, bins)
+            evaluated.append((role, split, res))
+            categories.append((role, split, _rebucket(res, graph, role, split, "category",
+                                                      "log")))
+            entry[split] = res.summary
+        entry.update(size_summary(params, trainer.masks if masked else None, teacher_params))
+        models[role] = entry
+
+    # ---- final weights, names, compressed student
+    extra: dict[str, torch.Tensor] = {}
+    meta = {
+        "model": model_name(trainer.model), "num_entities": graph.num_entities,
+        "num_relations": graph.num_relations, "dim": int(trainer.model.hidden_channels),
+        "reciprocal": True, "margin": float(getattr(trainer.model, "margin", 1.0)),
+        "dataset": graph.name, "mode": config.train.mode,
+        "entity_names": pack_names(graph.entity_names, "entity_names", extra),
+        "relation_names": pack_names(graph.relation_names, "relation_names", extra),
+    }
+    run.write_model(params, trainer.masks, meta, extra)
+    compression: dict[str, Any] = {"teacher_params": teacher_params,
+                                   "dense_teacher_bytes": 4 * teacher_params}
+    provenance = {"source_run": str(run.path.resolve()), "dataset": graph.name,
+                  "mode": config.train.mode}
+    if trainer.masks is not None:
+        info = export_student(run.student_path, trainer.model, trainer.masks,
+                              dtype=config.run.export_dtype, entity_names=graph.entity_names,
+                              relation_names=graph.relation_names, metadata=provenance)
+        compression[config.run.export_dtype] = info.to_dict()
+        other = "fp16" if config.run.export_dtype == "fp32" else "fp32"
+        with tempfile.TemporaryDirectory(dir=run.path) as tmp:
+            alt = export_student(Path(tmp) / "alt.safetensors", trainer.model, trainer.masks,
+                                 dtype=other, entity_names=graph.entity_names,
+                                 relation_names=graph.relation_names, metadata=provenance)
+            compression[other] = {**alt.to_dict(), "path": None}
+        compression["artifact"] = run.STUDENT
+        compression["student_nonzeros"] = info.nonzeros
+        compression["ratio_fp32"] = compression["fp32"]["ratio"]
+        compression["ratio_fp16"] = compression["fp16"]["ratio"]
+    else:
+        total = sum(int(p.numel()) for p in params.values())
+        compression["model_params"] = total
+        compression["ratio_params"] = total / max(teacher_params, 1)
+
+    # ---- logs (authoritative, from the checkpointed history), tables, results
+    history = [to_jsonable(h) for h in result.history]
+    run.truncate_logs(after_epoch=-1)
+    for rec in history:
+        run.append_train_log(rec)
+        if "valid_mrr" in rec:
+            run.append_metrics({"epoch": rec["epoch"], "split": "valid", "final": False,
+                                **{k: v for k, v in rec.items()
+                                   if k.startswith(("valid_", "teacher_valid"))}})
+    for role, split, res in evaluated:
+        run.append_metrics({"epoch": result.best_epoch, "split": split, "final": True,
+                            "model": role, **{k: v for k, v in res.summary.items()
+                                              if not isinstance(v, dict)}})
+    run.write_table(run.BUCKETS, _csv(_table(evaluated)))
+    run.write_table(run.CATEGORIES, _csv(_table(categories)))
+    wall = time.perf_counter() - start
+    training = {
+        "best_epoch": result.best_epoch,
+        "best_valid_mrr": result.best_valid_mrr,
+        "epochs": len(result.history),
+        "stopped_early": result.stopped_early,
+        "train_wall_time": result.wall_time,
+        "wall_time": wall,
+    }
+    results = {
+        "format": RESULTS_FORMAT,
+        "format_version": 1,
+        "run": run.name,
+        "mode": config.train.mode,
+        "dataset": dataset_summary(graph),
+        "config": config.to_dict(),
+        "models": models,
+        "training": training,
+        "compression": compression,
+        "evaluations": [
+            {"role": role, "split": split, **res.to_dict(include_ranks=(split == "test"))}
+            for role, split, res in evaluated
+        ],
+        "categories": [
+            {"role": role, "split": split, **res.to_dict()} for role, split, res in categories
+        ],
+    }
+    run.write_results(results)
+    files = {"run": str(run.path), "results": str(run.path / run.RESULTS),
+             "buckets": str(run.path / run.BUCKETS),
+             "categories": str(run.path / run.CATEGORIES)}
+    if trainer.masks is not None:
+        files["student"] = str(run.student_path)
+    if config.run.report:
+        from metasd_pyg.report import write_report
+
+        write_report([run.path], run.report_path)
+        files["report"] = str(run.report_path)
+    run.mark_complete(wall_time=time.perf_counter() - start)
+    training["wall_time"] = time.perf_counter() - start
+    return {
+        "run": str(run.path),
+        "dataset": graph.name,
+        "mode": config.train.mode,
+        "models": {role: {"valid": _flat(m["valid"]), "test": _flat(m["test"]),
+                          "params": m["params"], "nonzeros": m["nonzeros"]}
+                   for role, m in models.items()},
+        "compression": {k: v for k, v in compression.items()
+                        if not isinstance(v, dict)},
+        "training": training,
+        "files": files,
+    }
+
+
+def _flat(summary: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in summary.items() if not isinstance(v, dict)}
