@@ -6,7 +6,8 @@ largest remainder, so every table is within one weight of
 :math:`n_T` kept weights over :math:`r` rows of width :math:`d` keeps
 :math:`k = \lfloor n_T / r \rfloor` largest-magnitude entries in every row, and
 :math:`k + 1` in the :math:`n_T - k r` rows whose :math:`(k+1)`-th largest
-magnitude is largest (ties: lower row index, and within a row lower column).
+magnitude is largest (ties between rows: lower row index; within a row, ties
+are broken by :func:`torch.topk`, deterministic on a given device).
 Real and imaginary tables are treated as separate real tables.
 """
 
@@ -64,11 +65,11 @@ def row_topk_mask(table: Tensor, n: int, *, chunk: int = CHUNK_ELEMENTS) -> Tens
             ]
         )
         krow[torch.sort(nxt, descending=True, stable=True).indices[:rem]] += 1
-    mask = torch.empty((rows, d), dtype=torch.bool, device=table.device)
-    pos = torch.arange(d, device=table.device).expand(step, d)
+    mask = torch.zeros((rows, d), dtype=torch.bool, device=table.device)
+    kk = min(k + 1, d)
+    pos = torch.arange(kk, device=table.device)
     for s in _row_steps(table, chunk):
         block = table[s : s + step].detach().abs()
-        idx = torch.sort(block, dim=1, descending=True, stable=True).indices
-        rank = torch.empty_like(idx).scatter_(1, idx, pos[: block.shape[0]])
-        mask[s : s + step] = rank < krow[s : s + step, None]
+        idx = torch.topk(block, kk, dim=1).indices  # sorted, largest first
+        mask[s : s + step].scatter_(1, idx, pos[None, :] < krow[s : s + step, None])
     return mask

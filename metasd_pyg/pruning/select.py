@@ -31,7 +31,8 @@ from torch import Tensor
 #: Entries per streamed chunk (4M: 16 MB of float32 scores).
 CHUNK_ELEMENTS = 1 << 22
 
-#: ``score(table_index, start, flat_chunk) -> float32 scores >= 0`` of one chunk.
+#: ``score(table_index, start, flat_chunk) -> float32 scores`` of one chunk. Scores must
+#: be non-negative with a clear sign bit (``abs`` gives that; ``-0.0`` would rank first).
 ScoreFn = Callable[[int, int, Tensor], Tensor]
 
 
@@ -48,8 +49,8 @@ def _chunks(tables: Sequence[Tensor], chunk: int) -> Iterator[tuple[int, int, Te
 
 
 def _bits(score: Tensor) -> Tensor:
-    # Non-negative float32 -> int32 with the same order (-0.0 and negatives -> 0).
-    return score.to(torch.float32).contiguous().view(torch.int32).clamp_min(0)
+    # Non-negative float32 -> int32 with the same order.
+    return score.to(torch.float32).contiguous().view(torch.int32)
 
 
 def _last_bin_with(hist: Tensor, need: int) -> tuple[int, int]:
@@ -93,14 +94,21 @@ def select_top(
     lo, above_lo = _last_bin_with(lo_hist, n - above)
     tau = (hi << 16) | lo
     ties_to_keep = n - above - above_lo
+    all_ties = ties_to_keep == int(lo_hist[lo])
     flat_masks = [torch.empty(t.numel(), dtype=torch.bool, device=device) for t in tables]
     seen_ties = 0
     for i, start, c in _chunks(tables, chunk):
         b = _bits(score(i, start, c))
-        eq = b == tau
-        rank = eq.cumsum(0) + seen_ties  # 1-based rank of each tie
-        seen_ties += int(eq.sum())
-        flat_masks[i][start : start + c.numel()] = (b > tau) | (eq & (rank <= ties_to_keep))
+        out = flat_masks[i][start : start + c.numel()]
+        if all_ties:  # common case: no tie is cut, keep everything >= tau
+            torch.ge(b, tau, out=out)
+            continue
+        torch.gt(b, tau, out=out)
+        if seen_ties < ties_to_keep:
+            eq = b == tau
+            rank = eq.cumsum(0) + seen_ties  # 1-based rank of each tie
+            seen_ties = int(rank[-1])
+            out |= eq & (rank <= ties_to_keep)
     return [m.view(t.shape) for m, t in zip(flat_masks, tables)]
 
 
@@ -121,6 +129,6 @@ def random_score(seed: int, exclude: Sequence[Tensor]) -> ScoreFn:
         gen.manual_seed((seed * 0x9E3779B1 + table_index * 0x85EBCA6B + start) % (1 << 63))
         r = 1.0 - torch.rand(c.numel(), generator=gen, device=c.device, dtype=torch.float32)
         ex = exclude[table_index].reshape(-1)[start : start + c.numel()]
-        return torch.where(ex, torch.zeros_like(r), r)
+        return r.masked_fill_(ex, 0.0)
 
     return score
