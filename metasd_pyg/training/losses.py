@@ -1,0 +1,347 @@
+r"""Training losses of MetaSD: 1-N cross-entropy, regularisers, relation prediction, distillation.
+
+Paper: Li, Liu, Yang, Li, "Self-Distillation with Meta Learning for Knowledge
+Graph Completion", Findings of EMNLP 2022,
+https://aclanthology.org/2022.findings-emnlp.149/.
+
+All losses score through :mod:`metasd_pyg.models.scoring`, so every one of
+them accepts ``weights`` (parameter name -> tensor): the pruned student is the
+model scored with masked tables, the virtual student of the meta step the
+model scored with its one-step-updated tables. No second model copy exists.
+
+Batches are ``LongTensor [B, 3]`` rows ``(h, r, t)`` of the *reciprocal*
+stream (see :func:`reciprocal_triples`): every row is a tail query
+``(h, r, ?)`` whose answer is ``t``; head queries are the rows with
+``r >= R``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch_geometric.nn.kge import ComplEx, DistMult, KGEModel, RotatE, TransE
+
+from metasd_pyg.errors import ConfigError
+from metasd_pyg.models.scoring import Weights, score_relations, score_tails, tail_query
+
+#: Regulariser names accepted by :func:`regularizer`.
+REGULARIZERS: tuple[str, ...] = ("dura", "n3", "none")
+
+
+def reciprocal_triples(triples: Tensor, num_relations: int) -> Tensor:
+    r"""Append the inverse of every triple: ``(h, r, t)`` and ``(t, r + R, h)``.
+
+    Lacroix et al. 2018 (https://arxiv.org/abs/1806.07297): with reciprocal
+    relations every query becomes a tail query, head prediction
+    ``(?, r, t)`` being ``(t, r + R, ?)``.
+
+    Args:
+        triples: ``[N, 3]`` triples (head, relation, tail).
+        num_relations: ``R``, number of relations without inverses.
+
+    Returns:
+        ``[2N, 3]``: the original rows followed by their inverses.
+    """
+    inv = torch.stack([triples[:, 2], triples[:, 1] + num_relations, triples[:, 0]], dim=1)
+    return torch.cat([triples, inv], dim=0)
+
+
+def tail_logits(
+    model: KGEModel,
+    batch: Tensor,
+    weights: Weights | None = None,
+    candidates: Tensor | None = None,
+    *,
+    twice_differentiable: bool = False,
+) -> Tensor:
+    """Scores ``[B, E]`` (or ``[B, C]`` for ``candidates``) of the tail queries of ``batch``.
+
+    Args:
+        model: A PyG KGE model.
+        batch: ``[B, 3]`` rows ``(h, r, t)``.
+        weights: Optional parameter overrides (masked or virtual student).
+        candidates: Optional 1-D ``[C]`` entity ids shared by the batch.
+        twice_differentiable: For TransE/RotatE, compute distances by
+            broadcasting (memory ``B x C x D``) instead of :func:`torch.cdist`,
+            whose backward has no derivative: needed by the meta step's
+            second-order gradient. Bilinear models ignore it.
+    """
+    if twice_differentiable and isinstance(model, TransE | RotatE):
+        return _broadcast_distance_logits(model, batch, weights, candidates)
+    return score_tails(model, batch[:, 0], batch[:, 1], weights=weights, candidates=candidates)
+
+
+def _broadcast_distance_logits(
+    model: KGEModel, batch: Tensor, weights: Weights | None, candidates: Tensor | None
+) -> Tensor:
+    """Same values as :func:`score_tails` for TransE / RotatE, without ``cdist``."""
+    query = tail_query(model, batch[:, 0], batch[:, 1], weights)
+    re = _param(model, weights, "node_emb.weight")
+    if isinstance(model, RotatE):
+        cand = torch.cat([re, _param(model, weights, "node_emb_im.weight")], dim=-1)
+        p = 2.0
+    else:
+        p = float(model.p_norm)
+        cand = F.normalize(re, p=p, dim=-1)
+    if candidates is not None:
+        cand = cand[candidates]
+    diff = query[:, None, :] - cand[None, :, :]
+    if p == 1.0:
+        dist = diff.abs().sum(-1)
+    else:
+        # sqrt(x + tiny): finite second derivative at zero distance
+        dist = (diff.abs().pow(p).sum(-1) + 1e-12).pow(1.0 / p)
+    if isinstance(model, RotatE):
+        return model.margin - dist
+    return -dist
+
+
+def entity_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
+    r"""1-N cross-entropy :math:`-\frac1B\sum_i \log \mathrm{softmax}(s_i)_{t_i}`.
+
+    Args:
+        logits: ``[B, C]`` scores over all entities (or candidates).
+        target: ``[B]`` column of the true answer of each row.
+    """
+    return F.cross_entropy(logits, target)
+
+
+def sample_candidates(
+    batch: Tensor, num_entities: int, num_negatives: int, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor]:
+    r"""Shared candidate set of a batch: its true tails plus uniform negatives.
+
+    For large graphs the 1-N softmax over all ``E`` entities is replaced by a
+    softmax over ``C = |unique(tails of the batch) \cup negatives|`` shared
+    candidates (in-batch positives of the other rows act as extra negatives).
+    Candidates are deduplicated, so no entity appears twice in a row.
+
+    Args:
+        batch: ``[B, 3]`` rows.
+        num_entities: ``E``.
+        num_negatives: Number of uniformly drawn negatives (with replacement).
+        generator: Random generator (for reproducible runs).
+
+    Returns:
+        ``(candidates [C], target [B])``: candidate ids and the column of each
+        row's true tail.
+    """
+    # Drawn where the generator lives (CPU by default), then moved: device-agnostic.
+    gen_device = generator.device if generator is not None else batch.device
+    neg = torch.randint(num_entities, (num_negatives,), generator=generator, device=gen_device)
+    neg = neg.to(batch.device)
+    cand, inverse = torch.unique(torch.cat([batch[:, 2], neg]), return_inverse=True)
+    return cand, inverse[: batch.size(0)]
+
+
+def sampled_cross_entropy(
+    model: KGEModel,
+    batch: Tensor,
+    candidates: Tensor,
+    target: Tensor,
+    weights: Weights | None = None,
+) -> Tensor:
+    """Cross-entropy over shared ``candidates`` (see :func:`sample_candidates`).
+
+    Args:
+        model: A PyG KGE model.
+        batch: ``[B, 3]`` rows.
+        candidates: ``[C]`` shared candidate ids.
+        target: ``[B]`` column of each row's tail in ``candidates``.
+        weights: Optional parameter overrides.
+    """
+    return F.cross_entropy(tail_logits(model, batch, weights, candidates), target)
+
+
+def relation_cross_entropy(
+    model: KGEModel, batch: Tensor, weights: Weights | None = None
+) -> Tensor:
+    r"""Relation-prediction auxiliary loss: cross-entropy of ``(h, ?, t)`` over relation rows.
+
+    Chen et al. 2021, "Relation Prediction as an Auxiliary Training Objective"
+    (https://arxiv.org/abs/2110.02834). With a reciprocal model the target of
+    an inverse row ``(t, r + R, h)`` is ``r + R``.
+
+    Args:
+        model: A PyG KGE model.
+        batch: ``[B, 3]`` rows.
+        weights: Optional parameter overrides.
+    """
+    logits = score_relations(model, batch[:, 0], batch[:, 2], weights=weights)
+    return F.cross_entropy(logits, batch[:, 1])
+
+
+def _param(model: KGEModel, weights: Weights | None, name: str) -> Tensor:
+    if weights is not None and name in weights:
+        return weights[name]
+    return model.get_parameter(name)
+
+
+def _squared_moduli(
+    model: KGEModel, batch: Tensor, weights: Weights | None
+) -> tuple[Tensor, Tensor | None, Tensor]:
+    """Per-coordinate squared moduli of the head, relation and tail rows of ``batch``.
+
+    ComplEx / RotatE: ``re^2 + im^2`` per complex dimension (no square root:
+    finite gradients at exact zeros). DistMult / TransE: ``x^2``. The relation
+    entry is ``None`` for RotatE (unit-modulus rotations, nothing to penalise).
+    """
+    h, r, t = batch[:, 0], batch[:, 1], batch[:, 2]
+    ent = _param(model, weights, "node_emb.weight")
+    e2 = ent * ent
+    if isinstance(model, ComplEx | RotatE):
+        ent_im = _param(model, weights, "node_emb_im.weight")
+        h2 = e2[h] + (ent_im * ent_im)[h]
+        t2 = e2[t] + (ent_im * ent_im)[t]
+    else:
+        h2, t2 = e2[h], e2[t]
+    if isinstance(model, RotatE):
+        return h2, None, t2
+    rel = _param(model, weights, "rel_emb.weight")[r]
+    r2 = rel * rel
+    if isinstance(model, ComplEx):
+        rel_im = _param(model, weights, "rel_emb_im.weight")[r]
+        r2 = r2 + rel_im * rel_im
+    return h2, r2, t2
+
+
+def dura(model: KGEModel, batch: Tensor, weight: float, weights: Weights | None = None) -> Tensor:
+    r"""DURA regulariser (Zhang, Cai, Zhang, Wang, NeurIPS 2020, https://arxiv.org/abs/2011.05816).
+
+    For bilinear models the DURA penalty of a triple is
+    :math:`\|\bar h \circ r\|^2 + \|t\|^2 + \|t \circ \bar r\|^2 + \|h\|^2`; for
+    ComplEx the products are complex and their moduli factorise per dimension,
+    :math:`|h_i r_i|^2 = |h_i|^2 |r_i|^2`. As in the weighted form of the
+    authors' code (also used by the MetaSD code),
+
+    .. math::
+        \Omega = \frac{\lambda}{B}\sum_{i,k} \tfrac12(|h_{ik}|^2 + |t_{ik}|^2)
+                 + \tfrac32(|h_{ik}|^2 |r_{ik}|^2 + |t_{ik}|^2 |r_{ik}|^2).
+
+    Squared moduli are computed as ``re^2 + im^2`` (never through a square
+    root), so the gradient is finite, and zero, at pruned (exactly zero)
+    coordinates.
+
+    Args:
+        model: ComplEx or DistMult (DURA is defined for bilinear models).
+        batch: ``[B, 3]`` rows whose embeddings are penalised.
+        weight: :math:`\lambda`.
+        weights: Optional parameter overrides (the masked student).
+    """
+    if not isinstance(model, ComplEx | DistMult):
+        raise ConfigError(
+            f"regulariser 'dura' applies to complex/distmult, not {type(model).__name__}; "
+            "use regularizer='n3' or 'none'"
+        )
+    h2, r2, t2 = _squared_moduli(model, batch, weights)
+    assert r2 is not None
+    norm = 0.5 * (h2 + t2).sum() + 1.5 * (r2 * (h2 + t2)).sum()
+    return weight * norm / batch.size(0)
+
+
+def n3(model: KGEModel, batch: Tensor, weight: float, weights: Weights | None = None) -> Tensor:
+    r"""N3 regulariser (Lacroix, Usunier, Obozinski, ICML 2018, https://arxiv.org/abs/1806.07297).
+
+    .. math::
+        \Omega = \frac{\lambda}{B}\sum_{i,k} |h_{ik}|^3 + |r_{ik}|^3 + |t_{ik}|^3
+
+    with :math:`|x|` the modulus of a complex coordinate for ComplEx/RotatE
+    (the absolute value otherwise; RotatE's unit-modulus relations are not
+    penalised). :math:`|x|^3` is computed as :math:`(|x|^2)^{3/2}`, whose
+    gradient :math:`3|x| x` is finite (zero) at exact zeros, where
+    :math:`\sqrt{re^2 + im^2}` alone would give ``0 * inf = nan``.
+
+    Args:
+        model: Any supported PyG KGE model.
+        batch: ``[B, 3]`` rows whose embeddings are penalised.
+        weight: :math:`\lambda`.
+        weights: Optional parameter overrides (the masked student).
+    """
+    h2, r2, t2 = _squared_moduli(model, batch, weights)
+    total = h2.pow(1.5).sum() + t2.pow(1.5).sum()
+    if r2 is not None:
+        total = total + r2.pow(1.5).sum()
+    return weight * total / batch.size(0)
+
+
+def regularizer(
+    name: str, model: KGEModel, batch: Tensor, weight: float, weights: Weights | None = None
+) -> Tensor:
+    """Regulariser by name (one of :data:`REGULARIZERS`); ``"none"`` gives a zero tensor.
+
+    Args:
+        name: ``"dura"``, ``"n3"`` or ``"none"``.
+        model: A PyG KGE model.
+        batch: ``[B, 3]`` rows.
+        weight: Regularisation weight.
+        weights: Optional parameter overrides.
+    """
+    if name == "dura":
+        return dura(model, batch, weight, weights)
+    if name == "n3":
+        return n3(model, batch, weight, weights)
+    if name == "none" or weight == 0.0:
+        return batch.new_zeros((), dtype=model.node_emb.weight.dtype)
+    raise ConfigError(f"unknown regularizer {name!r}; expected one of {', '.join(REGULARIZERS)}")
+
+
+def kl_divergence(p_logits: Tensor, q_logits: Tensor, temperature: float = 1.0) -> Tensor:
+    r"""Mean over rows of :math:`\mathrm{KL}(p \| q)` with :math:`p = \mathrm{softmax}(a/\tau)`.
+
+    Args:
+        p_logits: ``[B, C]`` logits of :math:`p`.
+        q_logits: ``[B, C]`` logits of :math:`q`.
+        temperature: :math:`\tau`.
+    """
+    log_p = F.log_softmax(p_logits / temperature, dim=-1)
+    log_q = F.log_softmax(q_logits / temperature, dim=-1)
+    return (log_p.exp() * (log_p - log_q)).sum(-1).mean()
+
+
+def distillation_loss(
+    a_logits: Tensor,
+    b_logits: Tensor,
+    temperature: float = 3.0,
+    weight_ab: float = 3.0,
+    weight_ba: float = 1.0,
+) -> Tensor:
+    r"""Two-way temperature KL of the MetaSD code.
+
+    .. math::
+        L(a, b) = w_{ab}\,\mathrm{KL}(p_a \| p_b) + w_{ba}\,\mathrm{KL}(p_b \| p_a),
+        \qquad p_x = \mathrm{softmax}(x / \tau).
+
+    Defaults are the official code's (:math:`w_{ab} = 3, w_{ba} = 1, \tau = 3`,
+    no :math:`\tau^2` factor). Conventions in :mod:`metasd_pyg.training`: in
+    the mutual step ``a`` is the model being trained and ``b`` the other
+    model's detached logits; in the virtual step of the meta update ``a`` is
+    the teacher and ``b`` the student, i.e.
+    :math:`3\,\mathrm{KL}(T \| S) + \mathrm{KL}(S \| T)`, both with gradients.
+
+    Args:
+        a_logits: ``[B, C]`` logits of the first distribution.
+        b_logits: ``[B, C]`` logits of the second distribution.
+        temperature: Softmax temperature :math:`\tau`.
+        weight_ab: Weight of :math:`\mathrm{KL}(p_a \| p_b)`.
+        weight_ba: Weight of :math:`\mathrm{KL}(p_b \| p_a)`.
+    """
+    log_a = F.log_softmax(a_logits / temperature, dim=-1)
+    log_b = F.log_softmax(b_logits / temperature, dim=-1)
+    diff = log_a - log_b
+    out = a_logits.new_zeros(())
+    if weight_ab:
+        out = out + weight_ab * (log_a.exp() * diff).sum(-1).mean()
+    if weight_ba:
+        out = out + weight_ba * (log_b.exp() * (-diff)).sum(-1).mean()
+    return out
+
+
+def is_bilinear(model: KGEModel) -> bool:
+    """Whether ``model`` is ComplEx or DistMult (DURA applies)."""
+    return isinstance(model, ComplEx | DistMult)
+
+
+def is_distance(model: KGEModel) -> bool:
+    """Whether ``model`` is TransE or RotatE."""
+    return isinstance(model, TransE | RotatE)

@@ -1,0 +1,340 @@
+r"""One-step meta self-distillation (the meta step of MetaSD).
+
+Paper: Li, Liu, Yang, Li, "Self-Distillation with Meta Learning for Knowledge
+Graph Completion", Findings of EMNLP 2022,
+https://aclanthology.org/2022.findings-emnlp.149/ (after MetaDistil, Zhou,
+Xu, McAuley, ACL 2022, https://arxiv.org/abs/2106.04570).
+
+Notation: :math:`\theta` the teacher's parameters, :math:`M` the masks,
+:math:`S(\phi) = f(\phi \odot M)` the student computed from parameters
+:math:`\phi`, :math:`T(\theta) = f(\theta)` the teacher. The student shares
+the teacher's parameters, so at the current step :math:`\phi = \theta` in
+value. We make :math:`\phi` a separate leaf (a detached copy of
+:math:`\theta`, built once per step) to tell the two roles apart:
+
+1. Virtual student:
+   :math:`\phi' = \phi - \alpha\,\nabla_\phi L_v(\phi, \theta)`, with
+   :math:`L_v = \mathrm{CE}(S(\phi)) + \Omega(\phi \odot M)
+   + 3\,\mathrm{KL}(T(\theta) \| S(\phi)) + \mathrm{KL}(S(\phi) \| T(\theta))`
+   on the training batch (``create_graph=True``: :math:`\phi'` is a
+   differentiable function of :math:`\phi` and :math:`\theta`).
+2. Quiz: :math:`L_q(\phi') = \mathrm{CE}(S(\phi'))` on a quiz batch drawn from
+   a slice of the training triples held out of the training stream.
+3. Meta-gradient, two paths:
+
+   * ``"official"`` (the MetaSD code: weights copied before the virtual step):
+     :math:`g = \partial L_q / \partial\theta
+     = -\alpha\, (\partial^2 L_v / \partial\theta\,\partial\phi)^\top
+     \nabla_{\phi'} L_q`: the meta-gradient reaches :math:`\theta` only
+     through the teacher's soft targets in the KL terms of :math:`L_v`.
+   * ``"full"``: substitute :math:`\phi = \theta` before differentiating,
+     :math:`g = dL_q/d\theta = \partial L_q/\partial\theta
+     + \partial L_q/\partial\phi = (I - \alpha \nabla^2_{\phi\phi} L_v
+     - \alpha \nabla^2_{\theta\phi} L_v)^\top \nabla_{\phi'} L_q`: also the
+     direct path (the student's own weights are the teacher's), including the
+     student Hessian term.
+
+   Both come out of one :func:`torch.autograd.grad` call over
+   :math:`(\theta, \phi)`; ``"full"`` adds the :math:`\phi` part.
+4. The teacher takes a step with its own optimiser and learning rate on
+   :math:`g` (queued by :class:`MetaStep`; the trainer applies it after the
+   mutual step's backward pass, see :mod:`metasd_pyg.training.callbacks`).
+
+Default path: ``"official"``. The direct term of ``"full"`` is
+:math:`\nabla_{\phi'} L_q` itself, a plain supervised gradient of the quiz
+loss on the kept coordinates: with the full path the held-out quiz slice
+becomes ordinary training data for the student (the meta step would no
+longer measure how well the teacher *teaches*), and it is larger than the
+second-order term by a factor of about :math:`1/\alpha`, so it swamps it.
+The official path keeps the meta-gradient a pure teaching signal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+from torch_geometric.nn.kge import KGEModel
+
+from metasd_pyg.errors import ConfigError
+from metasd_pyg.training.callbacks import Callback, StepContext
+from metasd_pyg.training.losses import (
+    distillation_loss,
+    entity_cross_entropy,
+    regularizer,
+    tail_logits,
+)
+from metasd_pyg.training.views import leaf_copies, student_weights
+
+if TYPE_CHECKING:
+    from metasd_pyg.training.trainer import Trainer
+
+#: Meta-gradient paths accepted by :func:`meta_gradient` and :class:`MetaStep`.
+META_PATHS: tuple[str, ...] = ("official", "full")
+
+
+def virtual_loss(
+    model: KGEModel,
+    batch: Tensor,
+    target: Tensor,
+    teacher_logits: Tensor,
+    student_logits: Tensor,
+    student_view: Mapping[str, Tensor],
+    *,
+    temperature: float = 3.0,
+    distill_weights: tuple[float, float] = (3.0, 1.0),
+    regularizer_name: str = "dura",
+    regularizer_weight: float = 0.0,
+) -> Tensor:
+    r"""Loss :math:`L_v` of the virtual step (the student's loss, teacher targets with grad).
+
+    Args:
+        model: The PyG KGE model.
+        batch: ``[B, 3]`` training rows.
+        target: ``[B]`` answer column of each row in the logits.
+        teacher_logits: ``[B, C]`` teacher scores (not detached).
+        student_logits: ``[B, C]`` student scores.
+        student_view: The masked weights the student logits came from (regulariser).
+        temperature: Distillation temperature.
+        distill_weights: ``(w_TS, w_ST)``, weights of :math:`\mathrm{KL}(T\|S)` and
+            :math:`\mathrm{KL}(S\|T)`.
+        regularizer_name: ``"dura"``, ``"n3"`` or ``"none"``.
+        regularizer_weight: Its weight.
+    """
+    loss = entity_cross_entropy(student_logits, target)
+    loss = loss + regularizer(regularizer_name, model, batch, regularizer_weight, student_view)
+    return loss + distillation_loss(
+        teacher_logits, student_logits, temperature, distill_weights[0], distill_weights[1]
+    )
+
+
+def meta_gradient(
+    model: KGEModel,
+    batch: Tensor,
+    quiz_batch: Tensor,
+    masks: Mapping[str, Tensor],
+    *,
+    path: str = "official",
+    virtual_lr: float = 0.1,
+    temperature: float = 3.0,
+    distill_weights: tuple[float, float] = (3.0, 1.0),
+    regularizer_name: str = "dura",
+    regularizer_weight: float = 0.0,
+    candidates: Tensor | None = None,
+    target: Tensor | None = None,
+    quiz_candidates: Tensor | None = None,
+    quiz_target: Tensor | None = None,
+    teacher_logits: Tensor | None = None,
+    student_leaves: dict[str, Tensor] | None = None,
+    student_logits: Tensor | None = None,
+    retain_graph: bool = False,
+) -> tuple[dict[str, Tensor], Tensor]:
+    r"""Meta-gradient of the quiz loss of the one-step virtual student w.r.t. the teacher.
+
+    See the module docstring for the math of both paths. Forwards already
+    computed by the trainer can be passed in (``teacher_logits`` from the
+    model's parameters, ``student_logits`` from ``student_weights(student_leaves,
+    masks)``) so the meta step adds no forward on the training batch.
+
+    Args:
+        model: The PyG KGE model (its parameters are :math:`\theta`).
+        batch: ``[B, 3]`` training rows (reciprocal stream).
+        quiz_batch: ``[Q, 3]`` rows of the held-out quiz slice.
+        masks: Parameter name -> bool mask (the student).
+        path: ``"official"`` or ``"full"``.
+        virtual_lr: :math:`\alpha` of the virtual step.
+        temperature: Distillation temperature.
+        distill_weights: ``(w_TS, w_ST)`` of the virtual step's two-way KL.
+        regularizer_name: Regulariser of the virtual step's student loss.
+        regularizer_weight: Its weight.
+        candidates: Shared candidates ``[C]`` of the batch (sampled loss) or ``None``.
+        target: ``[B]`` answer column in the logits (default: ``batch[:, 2]``).
+        quiz_candidates: Shared candidates of the quiz batch or ``None``.
+        quiz_target: ``[Q]`` answer column of the quiz logits (default ``quiz_batch[:, 2]``).
+        teacher_logits: Precomputed teacher logits on ``batch`` (graph kept; for
+            TransE/RotatE computed with ``twice_differentiable=True``).
+        student_leaves: Leaf tensors :math:`\phi` (detached copies of the parameters).
+        student_logits: Precomputed student logits from ``student_leaves``.
+        retain_graph: Keep the graph of the forwards (the trainer still
+            needs it for the mutual step's backward pass).
+
+    Returns:
+        ``(grads, quiz_loss)``: gradient per parameter name (zeros where the
+        quiz loss does not depend on it) and the detached quiz loss.
+    """
+    if path not in META_PATHS:
+        known = ", ".join(META_PATHS)
+        raise ConfigError(f"unknown meta path {path!r}; expected one of {known}")
+    params = dict(model.named_parameters())
+    if target is None:
+        target = batch[:, 2]
+    if quiz_target is None:
+        quiz_target = quiz_batch[:, 2]
+    if teacher_logits is None:
+        teacher_logits = tail_logits(model, batch, None, candidates, twice_differentiable=True)
+    if student_leaves is None:
+        student_leaves = leaf_copies(params)
+        student_logits = None
+    view = student_weights(student_leaves, masks)
+    if student_logits is None:
+        student_logits = tail_logits(model, batch, view, candidates, twice_differentiable=True)
+
+    # 1. virtual student phi' = phi - alpha * grad_phi L_v(phi, theta), graph kept.
+    lv = virtual_loss(
+        model, batch, target, teacher_logits, student_logits, view,
+        temperature=temperature, distill_weights=distill_weights,
+        regularizer_name=regularizer_name, regularizer_weight=regularizer_weight,
+    )
+    names = list(student_leaves)
+    leaves = [student_leaves[n] for n in names]
+    grads_v = torch.autograd.grad(lv, leaves, create_graph=True, allow_unused=True)
+    virtual = {
+        n: leaf if g is None else leaf - virtual_lr * g
+        for n, leaf, g in zip(names, leaves, grads_v)
+    }
+
+    # 2. quiz loss of the (masked) virtual student on the held-out quiz batch.
+    quiz_logits = tail_logits(model, quiz_batch, student_weights(virtual, masks), quiz_candidates,
+                              twice_differentiable=True)
+    lq = entity_cross_entropy(quiz_logits, quiz_target)
+
+    # 3. meta-gradient through step 1: theta only (official) or theta and phi (full).
+    teacher_names = [n for n in names if n in params]
+    inputs = [params[n] for n in teacher_names]
+    if path == "full":
+        inputs = inputs + [student_leaves[n] for n in teacher_names]
+    grads = torch.autograd.grad(lq, inputs, retain_graph=retain_graph, allow_unused=True)
+    out: dict[str, Tensor] = {}
+    k = len(teacher_names)
+    for i, n in enumerate(teacher_names):
+        g = grads[i]
+        total = torch.zeros_like(params[n]) if g is None else g
+        if path == "full" and grads[k + i] is not None:
+            total = total + grads[k + i]
+        out[n] = total.detach()
+    return out, lq.detach()
+
+
+def sample_quiz(
+    quiz_triples: Tensor, size: int, generator: torch.Generator
+) -> Tensor:
+    """``size`` rows of ``quiz_triples`` drawn uniformly without replacement.
+
+    Args:
+        quiz_triples: ``[N_q, 3]`` held-out rows (reciprocal form).
+        size: Quiz batch size (all rows if larger than ``N_q``).
+        generator: Random generator (its device is where the indices are drawn).
+    """
+    n = quiz_triples.size(0)
+    if size >= n:
+        return quiz_triples
+    idx = torch.randperm(n, generator=generator, device=generator.device)[:size]
+    return quiz_triples[idx.to(quiz_triples.device)]
+
+
+class MetaStep(Callback):
+    r"""The meta step as a trainer part: every ``every`` steps, meta-update the teacher.
+
+    On a due step it draws a quiz batch from ``trainer.quiz_triples`` (a slice
+    of the training triples held out of the training stream), computes
+    :func:`meta_gradient` from the step's own forwards (no extra forward on
+    the training batch) and queues a step of its own optimiser (``meta_lr``)
+    on the teacher's parameters.
+
+    Args:
+        every: Run the meta step every ``every`` training steps (1 = every step).
+        path: ``"official"`` (default) or ``"full"``; see the module docstring.
+        virtual_lr: :math:`\alpha` of the virtual student step (official: 0.1).
+        meta_lr: Learning rate of the teacher's meta optimiser (official: 1e-4).
+        optimizer: ``"adagrad"`` (official) or ``"adam"``.
+        quiz_batch_size: Rows per quiz batch.
+    """
+
+    name = "meta"
+
+    def __init__(
+        self,
+        *,
+        every: int = 1,
+        path: str = "official",
+        virtual_lr: float = 0.1,
+        meta_lr: float = 1e-4,
+        optimizer: str = "adagrad",
+        quiz_batch_size: int = 256,
+    ) -> None:
+        if every < 1:
+            raise ConfigError(f"meta_every must be >= 1, got {every}")
+        if path not in META_PATHS:
+            known = ", ".join(META_PATHS)
+            raise ConfigError(f"unknown meta path {path!r}; expected one of {known}")
+        if quiz_batch_size < 1:
+            raise ConfigError(f"quiz_batch_size must be >= 1, got {quiz_batch_size}")
+        self.every = every
+        self.path = path
+        self.virtual_lr = virtual_lr
+        self.meta_lr = meta_lr
+        self.optimizer_name = optimizer
+        self.quiz_batch_size = quiz_batch_size
+        self.optimizer: torch.optim.Optimizer | None = None
+
+    def due(self, step: int) -> bool:
+        """Whether the meta step runs at global step ``step``."""
+        return step % self.every == 0
+
+    def on_fit_start(self, trainer: Trainer) -> None:
+        """Create the teacher's meta optimiser (its own state and learning rate)."""
+        from metasd_pyg.training.optim import make_optimizer
+
+        if self.optimizer is None:
+            self.optimizer = make_optimizer(
+                self.optimizer_name, trainer.model.parameters(), self.meta_lr
+            )
+
+    def wants_leaves(self, trainer: Trainer, step: int) -> bool:
+        """The meta step needs the student view built from leaf copies on due steps."""
+        return self.due(step)
+
+    def on_step(self, trainer: Trainer, ctx: StepContext) -> None:
+        """Compute the meta-gradient from the step's forwards and queue the teacher update."""
+        if not self.due(ctx.step) or ctx.student_leaves is None or ctx.student_logits is None \
+                or trainer.masks is None:
+            return
+        assert self.optimizer is not None
+        cfg = trainer.config
+        quiz = sample_quiz(trainer.quiz_triples, self.quiz_batch_size, trainer.generator)
+        quiz_cand = quiz_target = None
+        if ctx.candidates is not None:
+            from metasd_pyg.training.losses import sample_candidates
+
+            quiz_cand, quiz_target = sample_candidates(
+                quiz, trainer.graph.num_entities, cfg.num_negatives, trainer.generator
+            )
+        grads, lq = meta_gradient(
+            trainer.model, ctx.batch, quiz, trainer.masks,
+            path=self.path, virtual_lr=self.virtual_lr, temperature=cfg.temperature,
+            distill_weights=(cfg.distill_weight_ts, cfg.distill_weight_st),
+            regularizer_name=cfg.regularizer, regularizer_weight=cfg.regularizer_weight,
+            candidates=ctx.candidates, target=ctx.target,
+            quiz_candidates=quiz_cand, quiz_target=quiz_target,
+            teacher_logits=ctx.teacher_logits, student_leaves=ctx.student_leaves,
+            student_logits=ctx.student_logits, retain_graph=True,
+        )
+        ctx.add_update(self.optimizer, grads)
+        ctx.logs["quiz_loss"] = float(lq)
+
+    def state_dict(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """The meta optimiser's state (tensors) and hyper-parameters (JSON)."""
+        from metasd_pyg.training.optim import optimizer_state
+
+        if self.optimizer is None:
+            return {}, {}
+        return optimizer_state(self.optimizer)
+
+    def load_state_dict(self, tensors: dict[str, Tensor], state: dict[str, Any]) -> None:
+        """Restore the meta optimiser's state."""
+        from metasd_pyg.training.optim import load_optimizer_state
+
+        if self.optimizer is not None and state:
+            load_optimizer_state(self.optimizer, tensors, state)

@@ -1,0 +1,200 @@
+"""Losses against naive references (loops over rows / coordinates) on tiny inputs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from metasd_pyg.errors import ConfigError
+from metasd_pyg.models.factory import build_model
+from metasd_pyg.models.scoring import score_triples
+from metasd_pyg.pruning.masks import apply_masks
+from metasd_pyg.training.losses import (
+    distillation_loss,
+    dura,
+    entity_cross_entropy,
+    kl_divergence,
+    n3,
+    reciprocal_triples,
+    regularizer,
+    relation_cross_entropy,
+    sample_candidates,
+    sampled_cross_entropy,
+    tail_logits,
+)
+
+E, R, D = 7, 3, 4
+
+
+def _model(name: str, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return build_model(name, E, R, D).double()
+
+
+def _batch(seed: int, n: int = 5) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    cols = [torch.randint(k, (n,), generator=g) for k in (E, 2 * R, E)]
+    return torch.stack(cols, 1)
+
+
+def test_reciprocal_triples() -> None:
+    t = torch.tensor([[0, 1, 2], [3, 0, 4]])
+    out = reciprocal_triples(t, 5)
+    assert out.tolist() == [[0, 1, 2], [3, 0, 4], [2, 6, 0], [4, 5, 3]]
+
+
+@pytest.mark.parametrize("name", ["complex", "distmult", "rotate", "transe"])
+def test_one_to_n_cross_entropy_matches_loop(name: str) -> None:
+    model = _model(name)
+    batch = _batch(1)
+    logits = tail_logits(model, batch)
+    got = entity_cross_entropy(logits, batch[:, 2])
+    ref = 0.0
+    with torch.no_grad():
+        for h, r, t in batch.tolist():
+            s = torch.stack([score_triples(model, torch.tensor([h]), torch.tensor([r]),
+                                           torch.tensor([e]))[0] for e in range(E)])
+            ref += -(s[t] - torch.logsumexp(s, 0)).item()
+    assert got.item() == pytest.approx(ref / len(batch), rel=1e-9)
+
+
+def test_sampled_candidates_and_loss() -> None:
+    model = _model("complex")
+    batch = _batch(2, 6)
+    cand, target = sample_candidates(batch, E, 4, torch.Generator().manual_seed(0))
+    assert cand.unique().numel() == cand.numel()  # no duplicate candidates
+    assert torch.equal(cand[target], batch[:, 2])
+    got = sampled_cross_entropy(model, batch, cand, target)
+    ref = 0.0
+    with torch.no_grad():
+        for i, (h, r, _) in enumerate(batch.tolist()):
+            s = torch.stack([score_triples(model, torch.tensor([h]), torch.tensor([r]),
+                                           torch.tensor([int(e)]))[0] for e in cand])
+            ref += -(s[target[i]] - torch.logsumexp(s, 0)).item()
+    assert got.item() == pytest.approx(ref / len(batch), rel=1e-9)
+
+
+@pytest.mark.parametrize("name", ["complex", "distmult", "transe"])
+def test_relation_prediction_matches_loop(name: str) -> None:
+    model = _model(name)
+    batch = _batch(3)
+    got = relation_cross_entropy(model, batch)
+    ref = 0.0
+    with torch.no_grad():
+        for h, r, t in batch.tolist():
+            s = torch.stack([score_triples(model, torch.tensor([h]), torch.tensor([q]),
+                                           torch.tensor([t]))[0] for q in range(2 * R)])
+            ref += -(s[r] - torch.logsumexp(s, 0)).item()
+    assert got.item() == pytest.approx(ref / len(batch), rel=1e-9)
+
+
+def _complex_rows(model: torch.nn.Module, batch: torch.Tensor) -> list[tuple[list[complex], ...]]:
+    ent = torch.complex(model.node_emb.weight, model.node_emb_im.weight).detach()
+    rel = torch.complex(model.rel_emb.weight, model.rel_emb_im.weight).detach()
+    return [(ent[h].tolist(), rel[r].tolist(), ent[t].tolist()) for h, r, t in batch.tolist()]
+
+
+def test_dura_complex_matches_definition() -> None:
+    model = _model("complex")
+    batch = _batch(4)
+    lam = 0.3
+    ref = 0.0
+    for h, r, t in _complex_rows(model, batch):
+        for hk, rk, tk in zip(h, r, t):
+            # ||h o r||^2 + ||t o conj(r)||^2 weighted 1.5, ||h||^2 + ||t||^2 weighted 0.5
+            ref += 0.5 * (abs(hk) ** 2 + abs(tk) ** 2)
+            ref += 1.5 * (abs(hk * rk) ** 2 + abs(tk * rk.conjugate()) ** 2)
+    got = dura(model, batch, lam)
+    assert got.item() == pytest.approx(lam * ref / len(batch), rel=1e-9)
+
+
+def test_n3_complex_matches_definition() -> None:
+    model = _model("complex")
+    batch = _batch(5)
+    ref = sum(abs(x) ** 3 for row in _complex_rows(model, batch) for part in row for x in part)
+    assert n3(model, batch, 0.2).item() == pytest.approx(0.2 * ref / len(batch), rel=1e-9)
+
+
+def test_n3_distmult_and_dura_rejects_distance_models() -> None:
+    model = _model("distmult")
+    batch = _batch(6)
+    ent, rel = model.node_emb.weight.detach(), model.rel_emb.weight.detach()
+    ref = sum(float((ent[h].abs() ** 3).sum() + (rel[r].abs() ** 3).sum()
+                    + (ent[t].abs() ** 3).sum()) for h, r, t in batch.tolist())
+    assert n3(model, batch, 1.0).item() == pytest.approx(ref / len(batch), rel=1e-9)
+    with pytest.raises(ConfigError):
+        dura(_model("transe"), batch, 1.0)
+    with pytest.raises(ConfigError):
+        regularizer("l7", model, batch, 1.0)
+    assert regularizer("none", model, batch, 1.0).item() == 0.0
+
+
+@pytest.mark.parametrize("reg", ["dura", "n3"])
+@pytest.mark.parametrize("name", ["complex", "distmult", "rotate"])
+def test_regularisers_finite_at_masked_zeros(reg: str, name: str) -> None:
+    if reg == "dura" and name == "rotate":
+        pytest.skip("DURA is defined for bilinear models")
+    model = _model(name)
+    params = dict(model.named_parameters())
+    masks = {n: torch.rand(p.shape, generator=torch.Generator().manual_seed(1)) < 0.3
+             for n, p in params.items()}
+    # whole rows and whole complex dimensions at zero too
+    for m in masks.values():
+        m[0] = False
+        m[:, 1] = False
+    view = apply_masks(params, masks)
+    batch = torch.tensor([[0, 0, 0], [0, 1, 2], [3, 2, 0]])
+    loss = regularizer(reg, model, batch, 0.5, view)
+    loss = loss + entity_cross_entropy(tail_logits(model, batch, view), batch[:, 2])
+    grads = torch.autograd.grad(loss, list(params.values()))
+    for g, m in zip(grads, masks.values()):
+        assert torch.isfinite(g).all()
+        assert (g[~m] == 0).all()  # pruned coordinates get exactly zero gradient
+
+
+def _naive_kl(p_logits: torch.Tensor, q_logits: torch.Tensor, tau: float) -> float:
+    total = 0.0
+    for a, b in zip(p_logits.tolist(), q_logits.tolist()):
+        za = sum(math.exp(x / tau) for x in a)
+        zb = sum(math.exp(x / tau) for x in b)
+        for x, y in zip(a, b):
+            p, q = math.exp(x / tau) / za, math.exp(y / tau) / zb
+            total += p * math.log(p / q)
+    return total / len(p_logits)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 10_000), st.floats(0.5, 5.0), st.floats(0.0, 4.0), st.floats(0.0, 4.0))
+def test_distillation_matches_naive_kl(seed: int, tau: float, w1: float, w2: float) -> None:
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(3, 5, generator=g, dtype=torch.float64) * 3
+    b = torch.randn(3, 5, generator=g, dtype=torch.float64) * 3
+    ref = w1 * _naive_kl(a, b, tau) + w2 * _naive_kl(b, a, tau)
+    assert distillation_loss(a, b, tau, w1, w2).item() == pytest.approx(ref, rel=1e-9, abs=1e-12)
+    assert kl_divergence(a, b, tau).item() == pytest.approx(_naive_kl(a, b, tau), rel=1e-9)
+
+
+def test_distillation_default_is_official_weighting() -> None:
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(4, 6, generator=g), torch.randn(4, 6, generator=g)
+    ref = 3 * kl_divergence(a, b, 3.0) + kl_divergence(b, a, 3.0)
+    assert torch.allclose(distillation_loss(a, b), ref)
+
+
+@pytest.mark.parametrize("name", ["rotate", "transe"])
+def test_twice_differentiable_distance_scores_equal_cdist(name: str) -> None:
+    model = _model(name)
+    batch = _batch(7)
+    a = tail_logits(model, batch)
+    b = tail_logits(model, batch, twice_differentiable=True)
+    assert torch.allclose(a, b, atol=1e-6)
+    cand = torch.tensor([0, 3, 5])
+    assert torch.allclose(tail_logits(model, batch, candidates=cand),
+                          tail_logits(model, batch, candidates=cand, twice_differentiable=True),
+                          atol=1e-6)
+    (g,) = torch.autograd.grad(b.logsumexp(-1).sum(), model.node_emb.weight, create_graph=True)
+    g.sum().backward()  # second order works

@@ -1,0 +1,184 @@
+"""Trainer: quiz slice, modes, checkpoints and resume equivalence, errors (small graphs)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from metasd_pyg.errors import ConfigError, RunFolderError
+from metasd_pyg.models.factory import build_model
+from metasd_pyg.training.callbacks import Callback, StepContext
+from metasd_pyg.training.config import MetaSDConfig
+from metasd_pyg.training.trainer import Trainer, same_nnz_dim
+
+from .helpers import EverySchedule, PrefixPruner, tiny_evaluate, toy_graph
+
+
+def _cfg(**kw: Any) -> MetaSDConfig:
+    base: dict[str, Any] = dict(dim=8, epochs=4, batch_size=16, eval_every=2, progress=False,
+                                meta_every=2, quiz_fraction=0.1, quiz_batch_size=8, seed=3,
+                                device="cpu", sparsity=0.5)
+    base.update(kw)
+    return MetaSDConfig(**base)
+
+
+def _trainer(cfg: MetaSDConfig, graph: Any = None, **kw: Any) -> Trainer:
+    return Trainer(None, graph or toy_graph(n=120), cfg, evaluator=tiny_evaluate, **kw)
+
+
+def test_custom_pruner_and_schedule_plug_in() -> None:
+    cfg = _cfg(epochs=2)
+    tr = Trainer(None, toy_graph(n=120), cfg, pruner=PrefixPruner(0.5),
+                 schedule=EverySchedule(0.5), evaluator=tiny_evaluate)
+    res = tr.fit()
+    assert tr.masks is not None
+    assert all(int(m.sum()) == m.numel() // 2 for m in tr.masks.values())
+    assert res.history[-1]["sparsity"] == pytest.approx(0.5)
+    assert "mask_churn" in res.history[-1]
+
+
+class _Recorder(Callback):
+    name = "recorder"
+
+    def __init__(self) -> None:
+        self.rows: set[tuple[int, int, int]] = set()
+        self.meta_steps = 0
+
+    def on_step(self, trainer: Trainer, ctx: StepContext) -> None:
+        self.rows.update(map(tuple, ctx.batch.tolist()))
+
+    def on_step_end(self, trainer: Trainer, ctx: StepContext) -> None:
+        self.meta_steps += "quiz_loss" in ctx.logs
+
+
+def test_quiz_slice_is_held_out_of_the_training_stream() -> None:
+    graph = toy_graph(n=120)
+    rec = _Recorder()
+    tr = _trainer(_cfg(), graph, callbacks=[rec])
+    R = graph.num_relations
+    quiz = {tuple(r) for r in tr.quiz_triples.tolist()}
+    train = {tuple(r) for r in graph.train.tolist()}
+    train |= {(t, r + R, h) for h, r, t in train}
+    other = {tuple(r) for r in torch.cat([graph.valid, graph.test]).tolist()}
+    assert quiz and quiz <= train and not quiz & other
+    stream = {tuple(r) for r in tr.stream.tolist()}
+    assert not quiz & stream and quiz | stream == train
+    tr.fit()
+    assert rec.rows and not rec.rows & quiz  # no quiz row ever reached a training batch
+    assert rec.meta_steps == (tr.global_step + 1) // 2  # meta_every=2
+
+
+def test_no_quiz_slice_without_meta() -> None:
+    graph = toy_graph(n=120)
+    tr = _trainer(_cfg(meta=False), graph)
+    assert tr.quiz_triples.numel() == 0 and tr.stream.size(0) == 2 * graph.train.size(0)
+
+
+class _Interrupt(Callback):
+    name = "interrupt"
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_checkpoint(self, trainer: Trainer, path: str) -> None:
+        if trainer.epoch == self.at:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("optimizer", ["adagrad", "adam"])
+def test_resume_continues_the_same_trajectory(tmp_path: Path, optimizer: str) -> None:
+    cfg = _cfg(optimizer=optimizer, meta_optimizer=optimizer, epochs=5)
+    full = _trainer(cfg, checkpoint_dir=tmp_path / "a")
+    res_full = full.fit()
+
+    cut = _trainer(cfg, checkpoint_dir=tmp_path / "b", callbacks=[_Interrupt(2)])
+    with pytest.raises(KeyboardInterrupt):
+        cut.fit()
+    resumed = _trainer(cfg, checkpoint_dir=tmp_path / "b")
+    res = resumed.fit(resume=True)
+
+    for (n, p), q in zip(full.model.named_parameters(), resumed.model.parameters()):
+        assert torch.equal(p, q), n
+    assert full.masks is not None and resumed.masks is not None
+    for n, m in full.masks.items():
+        assert torch.equal(m, resumed.masks[n])
+    assert [h["loss"] for h in res.history] == [h["loss"] for h in res_full.history]
+    assert res.best_epoch == res_full.best_epoch
+    assert res.student_test.summary["mrr"] == res_full.student_test.summary["mrr"]
+
+
+def test_checkpoint_is_safe_and_atomic_format(tmp_path: Path) -> None:
+    tr = _trainer(_cfg(epochs=2), checkpoint_dir=tmp_path)
+    tr.fit()
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["checkpoint.json", "ckpt-00002.safetensors"]  # old file removed, no temp
+    doc = json.loads((tmp_path / "checkpoint.json").read_text())
+    assert doc["state"]["epoch"] == 2 and doc["tensors"] == "ckpt-00002.safetensors"
+    (tmp_path / "checkpoint.json").write_text("{broken")
+    with pytest.raises(RunFolderError):
+        _trainer(_cfg(epochs=3), checkpoint_dir=tmp_path).fit(resume=True)
+
+
+def test_step_schedule_logs_churn() -> None:
+    res = _trainer(_cfg(epochs=2, prune_every_steps=2, strategy="global")).fit()
+    assert all(h["mask_recomputes"] >= 1 for h in res.history)
+    assert all(0.0 <= h["mask_churn"] <= 1.0 for h in res.history)
+    assert res.history[-1]["sparsity"] == pytest.approx(0.5, abs=1e-2)
+
+
+@pytest.mark.parametrize("mode", ["teacher", "dense_same_nnz", "oneshot"])
+def test_baseline_modes_run(mode: str) -> None:
+    cfg = _cfg(mode=mode, epochs=2, finetune_epochs=2)
+    tr = _trainer(cfg)
+    res = tr.fit()
+    if mode == "dense_same_nnz":
+        assert tr.model.node_emb.weight.size(1) == same_nnz_dim(cfg) == 4
+    if mode == "oneshot":
+        assert res.student_test is not None and "oneshot_test" in res.extra
+        assert [h["phase"] for h in res.history] == ["teacher", "teacher", "finetune", "finetune"]
+        sw = tr.student_weights()
+        assert sw is not None
+        assert all((sw[n][~m] == 0).all() for n, m in tr.masks.items())
+    else:
+        assert res.student_test is None and tr.masks is None
+    assert 0.0 < res.final_test.summary["mrr"] <= 1.0
+    json.dumps(res.to_dict())
+
+
+@pytest.mark.parametrize("name", ["distmult", "rotate", "transe"])
+def test_other_models_train(name: str) -> None:
+    reg = "n3" if name in ("rotate", "transe") else "dura"
+    res = _trainer(_cfg(model=name, regularizer=reg, epochs=2)).fit()
+    assert res.student_test is not None
+    assert all(torch.isfinite(torch.tensor(h["loss"])) for h in res.history)
+
+
+def test_sampled_loss_runs_with_meta() -> None:
+    res = _trainer(_cfg(loss="sampled", num_negatives=5, epochs=2, meta_every=1)).fit()
+    assert any("quiz_loss" in h for h in res.history)
+
+
+def test_early_stopping_on_student_valid() -> None:
+    class Flat(Callback):
+        name = "flat"
+
+    cfg = _cfg(epochs=30, eval_every=1, patience=2, lr=1e-9)
+    res = _trainer(cfg, callbacks=[Flat()]).fit()
+    assert res.stopped_early and len(res.history) < 30
+
+
+def test_errors_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="sparsity"):
+        MetaSDConfig(sparsity=1.5)
+    with pytest.raises(ConfigError, match="mode"):
+        MetaSDConfig(mode="nope")
+    with pytest.raises(ConfigError, match="unknown config"):
+        MetaSDConfig.from_dict({"epochz": 3})
+    graph = toy_graph()
+    with pytest.raises(ConfigError, match="reciprocal"):
+        Trainer(build_model("complex", graph.num_entities, graph.num_relations, 4,
+                            reciprocal=False), graph, _cfg(), evaluator=tiny_evaluate)
