@@ -9,7 +9,7 @@ DEFAULT_MEMORY_BUDGET_MB = 256.0
 
 #: Working copies of a score row per query (the scores, one temporary, and the
 #: distance models' intermediate).
-_FULL_FACTOR = 3
+_FULL_FACTOR = 2
 #: OGB protocol: gathered candidate rows, sub-table copy and scores.
 _OGB_FACTOR = 3
 

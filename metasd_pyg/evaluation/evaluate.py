@@ -39,7 +39,9 @@ from metasd_pyg.evaluation.chunking import (
     full_query_bytes,
 )
 from metasd_pyg.evaluation.metrics import DEFAULT_KS
+from metasd_pyg.evaluation.ranks import candidate_ranks, ranks_from_scores
 from metasd_pyg.evaluation.result import EvaluationResult
+from metasd_pyg.evaluation.sorting import stable_argsort, unique_inverse
 from metasd_pyg.evaluation.streaming import RankingEvaluator
 from metasd_pyg.models.factory import model_name
 from metasd_pyg.models.scoring import ENTITY_TABLES, Weights, score_heads, score_tails
@@ -96,14 +98,92 @@ def _candidate_scores(
     no full-size candidate matrix is built per chunk.
     """
     ids = torch.cat([query.unsqueeze(1), candidates], dim=1)
-    uniq, inv = torch.unique(ids, return_inverse=True)
-    inv = inv.view_as(ids)
+    uniq, inv = unique_inverse(ids.reshape(-1))
+    uniq, inv = uniq.to(ids.device), inv.to(ids.device).view_as(ids)
     sub: dict[str, Tensor] = dict(weights) if weights is not None else {}
     for name in _entity_tables(model):
         sub[name] = _table(model, weights, name)[uniq]
     if direct_head:
         return score_heads(model, rel, inv[:, 0], weights=sub, candidates=inv[:, 1:])
     return score_tails(model, inv[:, 0], rel, weights=sub, candidates=inv[:, 1:])
+
+
+def _ogb_side(
+    model: KGEModel, weights: Weights | None, triples: Tensor, negatives: Tensor, *,
+    side: str, reciprocal: bool, R: int, step: int, tie: str, bar: tqdm,
+) -> Tensor:
+    """Ranks of one side of ``triples`` against their given candidates (OGB protocol)."""
+    device = triples.device
+    h, r, t = triples[:, 0], triples[:, 1], triples[:, 2]
+    q, target = (h, t) if side == "tail" else (t, h)
+    rel = r if side == "tail" or not reciprocal else r + R
+    direct_head = side == "head" and not reciprocal
+    out = torch.empty(len(triples), dtype=torch.float64, device=device)
+    for start in range(0, len(triples), step):
+        sl = slice(start, start + step)
+        cand = torch.cat([target[sl].unsqueeze(1), negatives[sl].to(device)], dim=1)
+        s = _candidate_scores(model, weights, q[sl], rel[sl], cand, direct_head=direct_head)
+        out[sl] = candidate_ranks(s[:, 0], s[:, 1:], tie=tie)
+        bar.update(int(cand.size(0)))
+    return out
+
+
+def _full_side(
+    model: KGEModel, weights: Weights | None, graph: KnowledgeGraph, triples: Tensor, *,
+    side: str, reciprocal: bool, step: int, tie: str, filtered: bool, nan_check: bool,
+    bar: tqdm,
+) -> Tensor:
+    """Ranks of one side of ``triples`` against all entities, filtered or raw.
+
+    Queries with the same (entity, relation) are scored once: the distinct
+    queries are sorted, the triples are visited in that order in chunks of
+    ``step``, and the filter index is read once for all distinct queries, so
+    each chunk's known answers are one contiguous slice.
+    """
+    device = triples.device
+    R = graph.num_relations
+    rows_r = int(model.num_relations)
+    h, r, t = triples[:, 0], triples[:, 1], triples[:, 2]
+    q, target = (h, t) if side == "tail" else (t, h)
+    rel = r if side == "tail" or not reciprocal else r + R
+    direct_head = side == "head" and not reciprocal
+    key, group = unique_inverse(q * rows_r + rel)
+    key, group = key.to(device), group.to(device)
+    uq, urel = key // rows_r, key % rows_r
+    order = stable_argsort(group)
+    f_rows = f_ents = ptr = None
+    if filtered:
+        index = graph.filter_index
+        dev = index.tail_keys.device
+        base_rel = (urel - R if side == "head" and reciprocal else urel).to(dev)
+        if side == "tail":
+            f_rows, f_ents = index.tails(uq.to(dev), base_rel)
+        else:
+            f_rows, f_ents = index.heads(base_rel, uq.to(dev))
+        f_rows, f_ents = f_rows.to(device), f_ents.to(device)
+        if f_rows.numel() > 1 and not bool((f_rows[1:] >= f_rows[:-1]).all()):
+            perm = stable_argsort(f_rows)
+            f_rows, f_ents = f_rows[perm], f_ents[perm]
+        ptr = torch.zeros(len(key) + 1, dtype=torch.long, device=device)
+        ptr[1:] = torch.cumsum(torch.bincount(f_rows, minlength=len(key)), 0)
+    out = torch.empty(len(triples), dtype=torch.float64, device=device)
+    for start in range(0, len(triples), step):
+        sel = order[start:start + step]
+        g = group[sel]
+        g0, g1 = int(g[0]), int(g[-1]) + 1  # the chunk's distinct queries, contiguous
+        if direct_head:
+            s = score_heads(model, urel[g0:g1], uq[g0:g1], weights=weights)
+        else:
+            s = score_tails(model, uq[g0:g1], urel[g0:g1], weights=weights)
+        fr = fe = None
+        if ptr is not None and f_rows is not None and f_ents is not None:
+            a, b = int(ptr[g0]), int(ptr[g1])
+            fr, fe = f_rows[a:b] - g0, f_ents[a:b]
+        out[sel] = ranks_from_scores(s, target[sel], group=g - g0, filter_rows=fr,
+                                     filter_cols=fe, tie=tie, inplace=True,
+                                     nan_check=nan_check)
+        bar.update(int(sel.numel()))
+    return out
 
 
 def _check_model(model: KGEModel, graph: KnowledgeGraph, reciprocal: bool) -> None:
@@ -220,26 +300,14 @@ def evaluate(
     try:
         with torch.no_grad():
             for side in todo:
-                for start in range(0, len(triples), step):
-                    batch = triples[start:start + step]
-                    h, r, t = batch[:, 0], batch[:, 1], batch[:, 2]
-                    q, target = (h, t) if side == "tail" else (t, h)
-                    rel = r if side == "tail" or not reciprocal else r + R
-                    direct_head = side == "head" and not reciprocal
-                    if protocol == "ogb":
-                        neg = cands[side][start:start + step].to(device)
-                        c = torch.cat([target.unsqueeze(1), neg], dim=1)
-                        s = _candidate_scores(model, weights, q, rel, c, direct_head=direct_head)
-                        evaluator.update_candidates(s[:, 0], s[:, 1:], batch, side=side,
-                                                    triple_index=idx_dev[start:start + step])
-                    else:
-                        if direct_head:
-                            s = score_heads(model, rel, q, weights=weights)
-                        else:
-                            s = score_tails(model, q, rel, weights=weights)
-                        evaluator.update(s, batch, side=side, inplace=True, nan_check=not finite,
-                                         triple_index=idx_dev[start:start + step])
-                    bar.update(len(batch))
+                if protocol == "ogb":
+                    ranks = _ogb_side(model, weights, triples, cands[side], side=side,
+                                      reciprocal=reciprocal, R=R, step=step, tie=tie, bar=bar)
+                else:
+                    ranks = _full_side(model, weights, graph, triples, side=side,
+                                       reciprocal=reciprocal, step=step, tie=tie,
+                                       filtered=filtered, nan_check=not finite, bar=bar)
+                evaluator.update_ranks(ranks, triples, side=side, triple_index=idx_dev)
     finally:
         bar.close()
         model.train(was_training)

@@ -140,14 +140,19 @@ class RankingEvaluator:
 
     def update(
         self, scores: Tensor, triples: Tensor, *, side: str = "tail",
-        triple_index: Tensor | None = None, inplace: bool = False, nan_check: bool = True,
+        group: Tensor | None = None, triple_index: Tensor | None = None,
+        inplace: bool = False, nan_check: bool = True,
     ) -> Tensor:
-        """Rank the targets of ``triples`` in a ``[B, E]`` score matrix and keep the ranks.
+        """Rank the targets of ``triples`` in a score matrix and keep the ranks.
 
         Args:
-            scores: ``[B, E]`` scores of each query against every entity.
+            scores: ``[B, E]`` scores of each query against every entity, or
+                ``[G, E]`` scores of the distinct queries with ``group``.
             triples: ``[B, 3]`` the evaluated triples (head, relation, tail).
             side: ``"tail"`` (scores over tails of ``(h, r)``) or ``"head"``.
+            group: ``[B]`` row of ``scores`` of each triple; triples sharing a
+                row must share the query entity and relation, and every row
+                must be used. Scoring distinct queries once saves time.
             triple_index: ``[B]`` row of each triple in its split (optional).
             inplace: Allow overwriting ``scores``.
             nan_check: Look for NaN scores (see
@@ -163,10 +168,17 @@ class RankingEvaluator:
             index = self.graph.filter_index
             dev = index.tail_keys.device
             q, r = query.to(dev), rel.to(dev)
+            if group is not None:  # one representative triple per score row
+                g = group.to(dev)
+                rep = torch.full((scores.size(0),), len(g), dtype=torch.long, device=dev)
+                rep.scatter_reduce_(0, g, torch.arange(len(g), device=dev), reduce="amin")
+                if bool((rep == len(g)).any()):
+                    raise ValueError("every score row must be used by a triple (see group)")
+                q, r = q[rep], r[rep]
             f_rows, f_cols = index.tails(q, r) if code == 0 else index.heads(r, q)
-        ranks = ranks_from_scores(scores, target.to(scores.device), filter_rows=f_rows,
-                                  filter_cols=f_cols, tie=self.tie, inplace=inplace,
-                                  nan_check=nan_check)
+        ranks = ranks_from_scores(scores, target.to(scores.device), group=group,
+                                  filter_rows=f_rows, filter_cols=f_cols, tie=self.tie,
+                                  inplace=inplace, nan_check=nan_check)
         self.update_ranks(ranks, triples, side=side, triple_index=triple_index)
         return ranks
 

@@ -13,29 +13,35 @@ from tests.evaluation.helpers import brute_rank
 @st.composite
 def score_problems(draw):
     """Small score matrices with many ties, targets and unique filter pairs."""
-    B = draw(st.integers(1, 6))
+    G = draw(st.integers(1, 5))
     N = draw(st.integers(1, 9))
     values = st.sampled_from([0.0, 1.0, 2.0, 2.5, -1.0, -math.inf, math.inf, math.nan])
     scores = torch.tensor(draw(st.lists(st.lists(values, min_size=N, max_size=N),
-                                        min_size=B, max_size=B)), dtype=torch.float32)
+                                        min_size=G, max_size=G)), dtype=torch.float32)
+    grouped = draw(st.booleans())
+    B = draw(st.integers(1, 8)) if grouped else G
+    group = torch.tensor(draw(st.lists(st.integers(0, G - 1), min_size=B, max_size=B))) \
+        if grouped else None
     target = torch.tensor(draw(st.lists(st.integers(0, N - 1), min_size=B, max_size=B)))
-    pairs = draw(st.sets(st.tuples(st.integers(0, B - 1), st.integers(0, N - 1)), max_size=B * N))
+    pairs = draw(st.sets(st.tuples(st.integers(0, G - 1), st.integers(0, N - 1)), max_size=G * N))
     pairs = sorted(pairs)
     rows = torch.tensor([p[0] for p in pairs], dtype=torch.long)
     cols = torch.tensor([p[1] for p in pairs], dtype=torch.long)
-    return scores, target, rows, cols
+    return scores, group, target, rows, cols
 
 
 @settings(max_examples=150, deadline=None)
 @given(score_problems(), st.sampled_from(TIE_POLICIES), st.booleans(), st.booleans())
 def test_ranks_equal_brute_force(problem, tie, filtered, inplace):
-    scores, target, rows, cols = problem
+    scores, group, target, rows, cols = problem
     ref = []
-    for i in range(scores.size(0)):
-        excluded = {int(c) for r, c in zip(rows, cols) if int(r) == i} if filtered else set()
-        ref.append(brute_rank(scores[i], int(target[i]), excluded, tie))
+    for i in range(target.numel()):
+        row = i if group is None else int(group[i])
+        excluded = {int(c) for r, c in zip(rows, cols) if int(r) == row} if filtered else set()
+        ref.append(brute_rank(scores[row], int(target[i]), excluded, tie))
     nan_check = bool(torch.isnan(scores).any()) or inplace  # False only for NaN-free scores
-    got = ranks_from_scores(scores.clone(), target, filter_rows=rows if filtered else None,
+    got = ranks_from_scores(scores.clone(), target, group=group,
+                            filter_rows=rows if filtered else None,
                             filter_cols=cols if filtered else None, tie=tie, inplace=inplace,
                             nan_check=nan_check)
     assert got.dtype == torch.float64
