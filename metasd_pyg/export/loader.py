@@ -82,7 +82,9 @@ class StudentArtifact:
             return index[name]
         close = difflib.get_close_matches(name, list(index), n=3)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise ConfigError(f"unknown {kind} {name!r} ({len(index)} {kind}s in the artifact){hint}")
+        plural = "entities" if kind == "entity" else f"{kind}s"
+        raise ConfigError(f"unknown {kind} {name!r} ({len(index)} {plural} in the artifact)"
+                          f"{hint}")
 
     def entity_id(self, name: str) -> int:
         """Id of entity ``name`` (``ConfigError`` naming close matches if unknown).

@@ -57,7 +57,8 @@ class RunOptions:
             kinship, nations), a synthetic spec such as
             synthetic:entities=5000,triples=60000,seed=1, or a path to a folder,
             .tar.gz or .zip holding train.txt, valid.txt and test.txt.
-        data_root: Folder of dataset archives (default: $METASD_DATA_ROOT).
+        data_root: Folder of dataset archives (default: $METASD_DATA_ROOT, else
+            ~/.cache/metasd-pyg-data).
         out: Run folder (default: runs/<dataset>-<mode>-<date>-<time>).
         report: Write report.html into the run folder at the end.
         export_dtype: Value type of the exported student in the run folder (fp32 or fp16).
@@ -168,7 +169,7 @@ class RunConfig:
         except ConfigError as exc:
             raise ConfigError(f"{file_name}: {exc}") from None
         c_run, c_train = cls.split_keys(flag_values or {})
-        run = build_dataclass(RunOptions, {**f_run, **c_run}, "options")
+        run = build_dataclass(RunOptions, {**f_run, **c_run}, "")
         base: dict[str, Any] = {}
         if run.dataset.strip().lower() == "synthetic":
             base.update(QUICKSTART)
@@ -178,7 +179,7 @@ class RunConfig:
         merged.update({k: coerce(v, types_[k], f"{file_name}: {k}") for k, v in f_train.items()})
         merged.update({k: coerce(v, types_[k], "--" + k.replace("_", "-"))
                        for k, v in c_train.items()})
-        train = build_dataclass(MetaSDConfig, merged, "options")
+        train = build_dataclass(MetaSDConfig, merged, "")
         return cls(run=run, train=train)
 
     @classmethod

@@ -89,6 +89,41 @@ class RunFolder:
         return isinstance(data, dict) and data.get("format") == RUN_FORMAT
 
     @classmethod
+    def check_target(cls, path: str | Path, *, overwrite: bool = False,
+                     resume: bool = False) -> None:
+        """Check, without touching anything, that :meth:`create` would succeed.
+
+        Args:
+            path: Run directory.
+            overwrite: Replacing an existing run folder is allowed.
+            resume: The run folder must exist and is continued.
+
+        Raises:
+            RunFolderError: As :meth:`create` would.
+        """
+        path = Path(path)
+        if overwrite and resume:
+            raise RunFolderError("--overwrite and --resume exclude each other; give one")
+        if path.exists() and not path.is_dir():
+            raise RunFolderError(f"{path} exists and is not a directory")
+        exists = path.is_dir() and any(path.iterdir())
+        if resume:
+            if not cls.is_run_folder(path):
+                raise RunFolderError(f"cannot resume {path}: not a metasd-pyg run folder")
+            return
+        if exists:
+            if not cls.is_run_folder(path):
+                raise RunFolderError(
+                    f"{path} is a non-empty folder but not a metasd-pyg run folder; "
+                    "choose another --out"
+                )
+            if not overwrite:
+                raise RunFolderError(
+                    f"run folder {path} already exists; pass --overwrite to replace it "
+                    "or --resume to continue it"
+                )
+
+    @classmethod
     def create(
         cls,
         path: str | Path,
@@ -111,28 +146,12 @@ class RunFolder:
                 asked for a folder that does not exist.
         """
         path = Path(path)
-        if overwrite and resume:
-            raise RunFolderError("--overwrite and --resume exclude each other; give one")
-        if path.exists() and not path.is_dir():
-            raise RunFolderError(f"{path} exists and is not a directory")
-        exists = path.is_dir() and any(path.iterdir())
+        cls.check_target(path, overwrite=overwrite, resume=resume)
         if resume:
-            if not cls.is_run_folder(path):
-                raise RunFolderError(f"cannot resume {path}: not a metasd-pyg run folder")
             run = cls(path)
             run._update_marker(status="running", resumed=_now())
             return run
-        if exists:
-            if not cls.is_run_folder(path):
-                raise RunFolderError(
-                    f"{path} is a non-empty folder but not a metasd-pyg run folder; "
-                    "choose another --out"
-                )
-            if not overwrite:
-                raise RunFolderError(
-                    f"run folder {path} already exists; pass --overwrite to replace it "
-                    "or --resume to continue it"
-                )
+        if path.is_dir() and any(path.iterdir()):
             shutil.rmtree(path)
         try:
             path.mkdir(parents=True, exist_ok=True)

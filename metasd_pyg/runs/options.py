@@ -164,6 +164,7 @@ def add_dataclass_flags(
     *,
     choices: Mapping[str, Iterable[str]] | None = None,
     skip: Iterable[str] = (),
+    notes: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Add one flag per field of dataclass ``cls`` to ``parser`` (or an argument group).
 
@@ -177,6 +178,7 @@ def add_dataclass_flags(
         cls: Dataclass whose fields become flags.
         choices: Allowed values of some fields (shown in ``--help``).
         skip: Field names not to expose.
+        notes: Extra text appended to the default of some fields.
 
     Returns:
         The field names that got a flag.
@@ -194,14 +196,16 @@ def add_dataclass_flags(
         text = helps.get(f.name, "")
         if f.name in choices:
             text += f" Choices: {', '.join(choices[f.name])}."
-        text += f" (default: {default})"
+        if "(default" not in text:
+            note = (notes or {}).get(f.name)
+            text += f" (default: {default}{'; ' + note if note else ''})"
         text = text.replace("%", "%%")
         if _optional(tp)[0] is bool:
             parser.add_argument(flag_name(f.name), dest=f.name, default=argparse.SUPPRESS,
                                 action=argparse.BooleanOptionalAction, help=text)
         else:
             parser.add_argument(flag_name(f.name), dest=f.name, default=argparse.SUPPRESS,
-                                metavar=type_label(tp), help=text)
+                                metavar=f.name.upper(), help=text)
         added.append(f.name)
     return added
 
@@ -276,22 +280,24 @@ def build_dataclass(cls: type, values: Mapping[str, Any], source: str) -> Any:
     Args:
         cls: The dataclass.
         values: Field name -> raw value (strings from flags or parsed file values).
-        source: Names the origin for error messages (e.g. ``"run.yaml"``).
+        source: Names the origin for error messages (e.g. ``"run.yaml"``; empty:
+            no prefix).
 
     Raises:
         ConfigError: Unknown key (with suggestions) or invalid value.
     """
     types_ = field_types(cls)
+    prefix = f"{source}: " if source else ""
     unknown = [k for k in values if k not in types_]
     if unknown:
         key = unknown[0]
         close = difflib.get_close_matches(key, list(types_), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"{source}: unknown option {key!r}{hint}")
-    kwargs = {k: coerce(v, types_[k], f"{source}: {k}") for k, v in values.items()}
+        raise ConfigError(f"{prefix}unknown option {key!r}{hint}")
+    kwargs = {k: coerce(v, types_[k], f"{prefix}{k}") for k, v in values.items()}
     try:
         return cls(**kwargs)
     except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+        raise ConfigError(f"{prefix}{exc}") from None
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+        raise ConfigError(f"{prefix}{exc}") from None

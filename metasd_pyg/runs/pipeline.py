@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import shutil
 import tempfile
 import time
 from collections.abc import Sequence
@@ -172,23 +173,32 @@ def train_run(
     if resume:
         saved = RunConfig.from_dict(RunFolder.open(out).read_config(), f"{out}/config.json")
         check_resume(saved, config, out)
+    # Fail fast, and leave nothing behind, on a bad folder or dataset.
+    RunFolder.check_target(out, overwrite=overwrite, resume=resume)
+    if graph is None:
+        from metasd_pyg.data import load_dataset
+
+        graph = load_dataset(config.run.dataset, config.run.data_root,
+                             progress=config.train.progress)
     run = RunFolder.create(out, overwrite=overwrite, resume=resume, command=command)
     config.run.out = str(out)
     run.write_config(config.to_dict())
     run.write_versions()
-
-    if graph is None:
-        from metasd_pyg.data.loader import load_dataset
-
-        graph = load_dataset(config.run.dataset, config.run.data_root,
-                             progress=config.train.progress)
     logger.info("%s: %s", run.path, graph)
 
+    from metasd_pyg.training.checkpoint import has_checkpoint
     from metasd_pyg.training.trainer import Trainer
 
-    trainer = Trainer(None, graph, config.train, callbacks=[RunLogger(run)],
-                      checkpoint_dir=run.checkpoint_dir)
-    result = trainer.fit(resume=resume)
+    try:
+        trainer = Trainer(None, graph, config.train, callbacks=[RunLogger(run)],
+                          checkpoint_dir=run.checkpoint_dir)
+        result = trainer.fit(resume=resume)
+    except BaseException:
+        # Failed before the first checkpoint (e.g. an option the trainer refuses):
+        # nothing to resume from, so leave no half-made run folder behind.
+        if not resume and not has_checkpoint(run.checkpoint_dir):
+            shutil.rmtree(run.path, ignore_errors=True)
+        raise
 
     # ---- final results, re-bucketed as configured, plus relation categories
     bins = parse_bins(config.run.bins)

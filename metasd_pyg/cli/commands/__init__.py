@@ -1,0 +1,1 @@
+"""Subcommands of the ``metasd-pyg`` console script (one module each)."""

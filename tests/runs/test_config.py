@@ -1,0 +1,124 @@
+import argparse
+from dataclasses import dataclass
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from metasd_pyg.errors import ConfigError
+from metasd_pyg.runs.config import QUICKSTART, RunConfig, parse_bins
+from metasd_pyg.runs.options import (
+    add_dataclass_flags,
+    build_dataclass,
+    coerce,
+    docstring_args,
+    read_config_file,
+)
+from metasd_pyg.runs.pipeline import check_resume, default_run_dir
+from metasd_pyg.training.config import MetaSDConfig
+
+
+@dataclass
+class Toy:
+    """A toy.
+
+    Args:
+        count: How many
+            (continued line).
+        rate: A ``float`` rate.
+        name: Name.
+        flag: Switch.
+        limit: Optional cap.
+    """
+
+    count: int = 1
+    rate: float = 0.5
+    name: str = "x"
+    flag: bool = True
+    limit: int | None = None
+
+
+def test_docstring_args_and_flags():
+    helps = docstring_args(Toy)
+    assert helps["count"] == "How many (continued line)."
+    assert helps["rate"] == "A float rate."
+    parser = argparse.ArgumentParser()
+    add_dataclass_flags(parser, Toy)
+    ns = parser.parse_args(["--count", "3", "--no-flag", "--limit", "none"])
+    assert vars(ns) == {"count": "3", "flag": False, "limit": "none"}  # only given flags
+    assert build_dataclass(Toy, vars(ns), "flags") == Toy(count=3, flag=False, limit=None)
+
+
+@pytest.mark.parametrize(("value", "tp", "expected"), [
+    ("3", int, 3), (3.0, int, 3), ("1_000", int, 1000), ("0.25", float, 0.25), (2, float, 2.0),
+    ("yes", bool, True), ("off", bool, False), (True, bool, True), ("none", int | None, None),
+    (None, float | None, None), ("7", int | None, 7), ("a,b", tuple[str, ...], ("a", "b")),
+    ([1, 2], list[int], [1, 2]), (5, str, "5"),
+])
+def test_coerce(value, tp, expected):
+    assert coerce(value, tp, "here") == expected
+
+
+@pytest.mark.parametrize(("value", "tp"), [
+    ("abc", int), (1.5, int), (True, int), ("x", float), ("inf", float), ("maybe", bool),
+    (None, int), ({"a": 1}, str), (True, float),
+])
+def test_coerce_errors_name_the_value(value, tp):
+    with pytest.raises(ConfigError, match=r"^here: "):
+        coerce(value, tp, "here")
+
+
+@given(st.integers(-10**9, 10**9))
+def test_coerce_int_round_trip(n):
+    assert coerce(str(n), int, "x") == n
+
+
+def test_read_config_files(tmp_path):
+    (tmp_path / "a.yaml").write_text("epochs: 3\ntrain:\n  batch-size: 10\n")
+    (tmp_path / "a.toml").write_text("epochs = 3\n[train]\nbatch_size = 10\n")
+    (tmp_path / "a.json").write_text('{"epochs": 3, "batch_size": 10}')
+    for name in ("a.yaml", "a.toml", "a.json"):
+        assert read_config_file(tmp_path / name) == {"epochs": 3, "batch_size": 10}
+    (tmp_path / "empty.yaml").write_text("")
+    assert read_config_file(tmp_path / "empty.yaml") == {}
+    (tmp_path / "list.yaml").write_text("- 1\n- 2\n")
+    (tmp_path / "bad.json").write_text('{"a": 1,\n}')
+    (tmp_path / "bad.toml").write_text("a = \n")
+    (tmp_path / "latin.yaml").write_bytes(b"name: caf\xe9\n")
+    cases = {"list.yaml": "mapping", "bad.json": "bad.json:2", "bad.toml": "bad.toml",
+             "latin.yaml": "not UTF-8", "nope.yaml": "does not exist", "x.cfg": "unknown format"}
+    (tmp_path / "x.cfg").write_text("")
+    for name, needle in cases.items():
+        with pytest.raises(ConfigError, match=needle):
+            read_config_file(tmp_path / name)
+
+
+def test_resolve_precedence_and_round_trip():
+    cfg = RunConfig.resolve()
+    assert cfg.run.dataset == "synthetic"
+    assert {k: getattr(cfg.train, k) for k in QUICKSTART} == QUICKSTART
+    assert RunConfig.resolve({"dataset": "umls"}).train.epochs == MetaSDConfig().epochs
+    cfg = RunConfig.resolve({"epochs": 5, "lr": 0.2}, {"epochs": "6"})
+    assert (cfg.train.epochs, cfg.train.lr) == (6, 0.2)
+    again = RunConfig.from_dict(cfg.to_dict())
+    assert again.to_dict() == cfg.to_dict()
+    with pytest.raises(ConfigError, match=r"run\.yaml: unknown option 'lrr'; did you mean 'lr'"):
+        RunConfig.resolve({"lrr": 1}, file_name="run.yaml")
+    with pytest.raises(ConfigError, match="--epochs"):
+        RunConfig.resolve({}, {"epochs": "x"})
+    with pytest.raises(ConfigError, match="bucket_by"):
+        RunConfig.resolve({"bucket_by": "size"})
+
+
+def test_check_resume_and_defaults(tmp_path):
+    saved = RunConfig.resolve({"dataset": "umls", "epochs": 5})
+    check_resume(saved, RunConfig.resolve({"dataset": "umls", "epochs": 9, "threads": 1}),
+                 tmp_path)
+    with pytest.raises(ConfigError, match="cannot change dim"):
+        check_resume(saved, RunConfig.resolve({"dataset": "umls", "epochs": 5, "dim": 8}),
+                     tmp_path)
+    path = default_run_dir(RunConfig.resolve({"dataset": "synthetic:entities=50"}))
+    assert path.parent.name == "runs" and path.name.startswith("synthetic-metasd-")
+    assert parse_bins("log:2") == "log:2" and parse_bins("1, 4,16") == [1.0, 4.0, 16.0]
+    with pytest.raises(ConfigError):
+        parse_bins("1,a")
