@@ -107,7 +107,8 @@ class GraphStatistics:
         duplicates = {}
         for split in ("train", "valid", "test"):
             s = graph.split(split)
-            in_tensor = len(s) - _unique_count((s[:, 0] * R + s[:, 1]) * E + s[:, 2]) if len(s) else 0
+            keys = (s[:, 0] * R + s[:, 1]) * E + s[:, 2]
+            in_tensor = len(s) - _unique_count(keys) if len(s) else 0
             duplicates[split] = in_tensor + int(graph.num_duplicates.get(split, 0))
 
         return GraphStatistics(
