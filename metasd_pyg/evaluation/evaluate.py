@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from metasd_pyg.errors import ConfigError
 from metasd_pyg.evaluation.buckets import Bins
+from metasd_pyg.evaluation.candidates import score_candidates
 from metasd_pyg.evaluation.chunking import (
     DEFAULT_MEMORY_BUDGET_MB,
     candidate_query_bytes,
@@ -82,32 +83,6 @@ def _table(model: KGEModel, weights: Weights | None, name: str) -> Tensor:
     return model.get_parameter(name)
 
 
-def _candidate_scores(
-    model: KGEModel,
-    weights: Weights | None,
-    query: Tensor,
-    rel: Tensor,
-    candidates: Tensor,
-    *,
-    direct_head: bool,
-) -> Tensor:
-    """Scores ``[B, C]`` of per-query candidates, touching only the rows they use.
-
-    The entity tables are restricted to the unique entities of the chunk (a
-    ``weights`` override, exact: the same rows, the same arithmetic) so that
-    no full-size candidate matrix is built per chunk.
-    """
-    ids = torch.cat([query.unsqueeze(1), candidates], dim=1)
-    uniq, inv = unique_inverse(ids.reshape(-1))
-    uniq, inv = uniq.to(ids.device), inv.to(ids.device).view_as(ids)
-    sub: dict[str, Tensor] = dict(weights) if weights is not None else {}
-    for name in _entity_tables(model):
-        sub[name] = _table(model, weights, name)[uniq]
-    if direct_head:
-        return score_heads(model, rel, inv[:, 0], weights=sub, candidates=inv[:, 1:])
-    return score_tails(model, inv[:, 0], rel, weights=sub, candidates=inv[:, 1:])
-
-
 def _ogb_side(
     model: KGEModel, weights: Weights | None, triples: Tensor, negatives: Tensor, *,
     side: str, reciprocal: bool, R: int, step: int, tie: str, bar: tqdm,
@@ -122,7 +97,7 @@ def _ogb_side(
     for start in range(0, len(triples), step):
         sl = slice(start, start + step)
         cand = torch.cat([target[sl].unsqueeze(1), negatives[sl].to(device)], dim=1)
-        s = _candidate_scores(model, weights, q[sl], rel[sl], cand, direct_head=direct_head)
+        s = score_candidates(model, q[sl], rel[sl], cand, weights=weights, head=direct_head)
         out[sl] = candidate_ranks(s[:, 0], s[:, 1:], tie=tie)
         bar.update(int(cand.size(0)))
     return out
@@ -288,8 +263,8 @@ def evaluate(
         step = chunk_size(full_query_bytes(graph.num_entities, elem), memory_budget_mb,
                           batch_size)
     # Finite parameters give NaN-free scores: skip the NaN scan of every score matrix.
-    finite = all(bool(torch.isfinite(_table(model, weights, n)).all())
-                 for n, _ in model.named_parameters())
+    finite = protocol == "ogb" or all(bool(torch.isfinite(_table(model, weights, n)).all())
+                                      for n, _ in model.named_parameters())
     todo = ("tail", "head") if sides == "both" else (sides,)
     logger.debug("evaluating %s on %s/%s: %d triples, sides %s, chunks of %d", label,
                  graph.name, split, len(triples), todo, step)

@@ -101,3 +101,25 @@ def test_ogb_chunk_size_invariance_and_streaming():
     res = ev.compute()
     np.testing.assert_allclose(res.ranks["rank"], a.ranks["rank"])
     assert res.summary["protocol"] == "ogb"
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_ogb_masked_weights_score_queries_and_candidates(name):
+    import copy
+
+    from metasd_pyg.models import model_weights
+
+    graph = graph_with_candidates(seed=5)
+    torch.manual_seed(2)
+    model = build_model(name, E, R, D)
+    gen = torch.Generator().manual_seed(1)
+    masked = {k: v.detach() * (torch.rand(v.shape, generator=gen) > 0.4)
+              for k, v in model_weights(model).items()}
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        for k, p in twin.named_parameters():
+            p.copy_(masked[k])
+    got = evaluate(model, graph, "test", weights=masked, batch_size=5)
+    ref = evaluate(twin, graph, "test", batch_size=5)
+    np.testing.assert_allclose(got.ranks["rank"], ref.ranks["rank"])
+    assert not np.allclose(evaluate(model, graph, "test").ranks["rank"], ref.ranks["rank"])
