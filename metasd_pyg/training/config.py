@@ -55,6 +55,8 @@ class MetaSDConfig:
         teacher_distill: Scale of the teacher's distillation term (0 = the
             teacher ignores the student).
         student_distill: Scale of the student's distillation term.
+        student_weight: Weight of the student's whole loss against the
+            teacher's (1 = the official code's equal weighting).
         meta: Run the one-step meta update (``False`` = mutual-distillation ablation).
         meta_every: Run the meta step every ``meta_every`` steps.
         meta_lr: Learning rate of the teacher's meta optimiser.
@@ -112,6 +114,7 @@ class MetaSDConfig:
     distill_weight_st: float = 1.0
     teacher_distill: float = 1.0
     student_distill: float = 1.0
+    student_weight: float = 1.0
     meta: bool = True
     meta_every: int = 4
     meta_lr: float = 1e-4
@@ -171,6 +174,7 @@ class MetaSDConfig:
               f"one of {', '.join(REGULARIZERS)}")
         check(self.regularizer_weight >= 0, "regularizer_weight must be >= 0")
         check(self.relation_weight >= 0, "relation_weight must be >= 0")
+        check(self.student_weight > 0, f"student_weight={self.student_weight}: must be > 0")
         check(self.temperature > 0, f"temperature={self.temperature}: must be > 0")
         check(self.meta_every >= 1, f"meta_every={self.meta_every}: must be >= 1")
         check(self.meta_path in META_PATHS, f"meta_path={self.meta_path!r}: expected one of "

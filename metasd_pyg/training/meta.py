@@ -110,6 +110,61 @@ def virtual_loss(
     )
 
 
+def virtual_logit_grad(
+    teacher_logits: Tensor,
+    student_logits: Tensor,
+    target: Tensor,
+    *,
+    temperature: float = 3.0,
+    distill_weights: tuple[float, float] = (3.0, 1.0),
+    detach_student: bool = False,
+) -> Tensor:
+    r""":math:`G = \partial L_v / \partial z_S` in closed form, differentiable in the logits.
+
+    With :math:`p_x = \mathrm{softmax}(z_x/\tau)`, :math:`s = \mathrm{softmax}(z_S)`
+    and :math:`L_v`'s logit part
+    :math:`\mathrm{CE}(z_S) + w_{TS}\mathrm{KL}(p_T\|p_S) + w_{ST}\mathrm{KL}(p_S\|p_T)`
+    (means over the :math:`B` rows):
+
+    .. math::
+        G = \frac1B\Big[s - e_t + \frac{w_{TS}}{\tau}(p_S - p_T)
+            + \frac{w_{ST}}{\tau} p_S \odot (\log p_S - \log p_T - \mathrm{KL}(p_S\|p_T))\Big].
+
+    The virtual step's gradient is then :math:`J_S^\top G` (one vector-Jacobian
+    product of the student forward), and differentiating it again only goes
+    through this short elementwise graph instead of the double backward of
+    the log-softmaxes. ``detach_student`` drops the graph through
+    :math:`z_S` (exact for the official path, where the meta-gradient is taken
+    w.r.t. the teacher only and :math:`z_S` does not depend on it).
+
+    Args:
+        teacher_logits: ``[B, C]`` :math:`z_T` (with graph).
+        student_logits: ``[B, C]`` :math:`z_S`.
+        target: ``[B]`` answer columns.
+        temperature: :math:`\tau`.
+        distill_weights: ``(w_TS, w_ST)``.
+        detach_student: Treat :math:`z_S` as a constant.
+    """
+    w_ts, w_st = distill_weights
+    z_s = student_logits.detach() if detach_student else student_logits
+    n = z_s.size(0)
+    rows = torch.arange(n, device=z_s.device)
+    soft = torch.softmax(z_s, dim=-1)
+    onehot = torch.zeros_like(soft)
+    onehot[rows, target] = 1.0
+    log_t = torch.log_softmax(teacher_logits / temperature, dim=-1)
+    log_s = torch.log_softmax(z_s / temperature, dim=-1)
+    p_s = log_s.exp()
+    grad = soft - onehot
+    if w_ts:
+        grad = grad + (w_ts / temperature) * (p_s - log_t.exp())
+    if w_st:
+        diff = log_s - log_t
+        kl_st = (p_s * diff).sum(-1, keepdim=True)
+        grad = grad + (w_st / temperature) * p_s * (diff - kl_st)
+    return grad / n
+
+
 def meta_gradient(
     model: KGEModel,
     batch: Tensor,
@@ -181,15 +236,21 @@ def meta_gradient(
     if student_logits is None:
         student_logits = tail_logits(model, batch, view, candidates, twice_differentiable=True)
 
-    # 1. virtual student phi' = phi - alpha * grad_phi L_v(phi, theta), graph kept.
-    lv = virtual_loss(
-        model, batch, target, teacher_logits, student_logits, view,
-        temperature=temperature, distill_weights=distill_weights,
-        regularizer_name=regularizer_name, regularizer_weight=regularizer_weight,
-    )
+    # 1. virtual student phi' = phi - alpha * grad_phi L_v(phi, theta), graph kept:
+    #    grad_phi L_v = J_S^T G + grad_phi Omega, G in closed form (virtual_logit_grad).
     names = list(student_leaves)
     leaves = [student_leaves[n] for n in names]
-    grads_v = torch.autograd.grad(lv, leaves, create_graph=True, allow_unused=True)
+    g_logits = virtual_logit_grad(
+        teacher_logits, student_logits, target, temperature=temperature,
+        distill_weights=distill_weights, detach_student=(path == "official"),
+    )
+    outputs = [student_logits]
+    grad_outputs = [g_logits]
+    if regularizer_name != "none" and regularizer_weight > 0:
+        outputs.append(regularizer(regularizer_name, model, batch, regularizer_weight, view))
+        grad_outputs.append(torch.ones_like(outputs[-1]))
+    grads_v = torch.autograd.grad(outputs, leaves, grad_outputs=grad_outputs, create_graph=True,
+                                  allow_unused=True)
     virtual = {
         n: leaf if g is None else leaf - virtual_lr * g
         for n, leaf, g in zip(names, leaves, grads_v)

@@ -49,8 +49,8 @@ from metasd_pyg.training.checkpoint import has_checkpoint, load_checkpoint, save
 from metasd_pyg.training.config import MetaSDConfig
 from metasd_pyg.training.dynamic import DynamicPruning, MaskComputer, Schedule
 from metasd_pyg.training.losses import (
-    distillation_loss,
     entity_cross_entropy,
+    mutual_logit_loss,
     reciprocal_triples,
     regularizer,
     relation_cross_entropy,
@@ -320,15 +320,17 @@ class Trainer:
         return student_weights(params, self.masks)
 
     # ---------------------------------------------------------------- step
-    def _losses(self, batch: Tensor, weights: dict[str, Tensor] | None, logits: Tensor,
-                target: Tensor) -> Tensor:
+    def _aux_losses(self, batch: Tensor, weights: dict[str, Tensor] | None) -> Tensor:
+        """Regulariser and relation-prediction loss of one view."""
         cfg = self.config
-        loss = entity_cross_entropy(logits, target)
-        loss = loss + regularizer(cfg.regularizer, self.model, batch, cfg.regularizer_weight,
-                                  weights)
+        loss = regularizer(cfg.regularizer, self.model, batch, cfg.regularizer_weight, weights)
         if cfg.relation_weight > 0:
             loss = loss + cfg.relation_weight * relation_cross_entropy(self.model, batch, weights)
         return loss
+
+    def _losses(self, batch: Tensor, weights: dict[str, Tensor] | None, logits: Tensor,
+                target: Tensor) -> Tensor:
+        return entity_cross_entropy(logits, target) + self._aux_losses(batch, weights)
 
     def _train_step(self, batch: Tensor) -> dict[str, float]:
         cfg = self.config
@@ -364,14 +366,13 @@ class Trainer:
         safe = leaves is not None
         z_t = tail_logits(self.model, batch, None, cand, twice_differentiable=safe)
         z_s = tail_logits(self.model, batch, view, cand, twice_differentiable=safe)
-        w_ts, w_st, tau = cfg.distill_weight_ts, cfg.distill_weight_st, cfg.temperature
-        l_t = self._losses(batch, None, z_t, target)
-        l_s = self._losses(batch, view, z_s, target)
-        if cfg.teacher_distill:
-            l_t = l_t + cfg.teacher_distill * distillation_loss(z_t, z_s.detach(), tau, w_ts, w_st)
-        if cfg.student_distill:
-            l_s = l_s + cfg.student_distill * distillation_loss(z_s, z_t.detach(), tau, w_ts, w_st)
-        loss = l_t + l_s
+        # CE and distillation of both views, fused (closed-form gradients; see losses.py)
+        logit_loss = mutual_logit_loss(
+            z_t, z_s, target, cfg.temperature, cfg.distill_weight_ts, cfg.distill_weight_st,
+            cfg.teacher_distill, cfg.student_distill, 1.0, cfg.student_weight)
+        l_t = self._aux_losses(batch, None)
+        l_s = self._aux_losses(batch, view)
+        loss = logit_loss + l_t + cfg.student_weight * l_s
         ctx = StepContext(self.epoch, self.global_step, batch, target, cand, z_t, z_s, leaves,
                           loss)
         for part in self.parts:
@@ -381,8 +382,6 @@ class Trainer:
             part.on_step_end(self, ctx)
         logs.update(ctx.logs)
         logs["loss"] = float(loss.detach())
-        logs["teacher_loss"] = float(l_t.detach())
-        logs["student_loss"] = float(l_s.detach())
         return logs
 
     def _apply(self, loss: Tensor, leaves: dict[str, Tensor] | None,

@@ -18,6 +18,7 @@ from metasd_pyg.training.losses import (
     dura,
     entity_cross_entropy,
     kl_divergence,
+    mutual_logit_loss,
     n3,
     reciprocal_triples,
     regularizer,
@@ -198,3 +199,24 @@ def test_twice_differentiable_distance_scores_equal_cdist(name: str) -> None:
                           atol=1e-6)
     (g,) = torch.autograd.grad(b.logsumexp(-1).sum(), model.node_emb.weight, create_graph=True)
     g.sum().backward()  # second order works
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 10_000), st.floats(0.5, 4.0), st.floats(0.0, 2.0), st.floats(0.0, 2.0),
+       st.floats(0.5, 3.0))
+def test_fused_mutual_loss_equals_autograd_composition(
+    seed: int, tau: float, lam_t: float, lam_s: float, a_s: float
+) -> None:
+    g = torch.Generator().manual_seed(seed)
+    zt = (torch.randn(4, 9, generator=g, dtype=torch.float64) * 4).requires_grad_(True)
+    zs = (torch.randn(4, 9, generator=g, dtype=torch.float64) * 4).requires_grad_(True)
+    target = torch.randint(9, (4,), generator=g)
+    ref = (entity_cross_entropy(zt, target) + lam_t * distillation_loss(zt, zs.detach(), tau)
+           + a_s * (entity_cross_entropy(zs, target)
+                    + lam_s * distillation_loss(zs, zt.detach(), tau)))
+    ref_g = torch.autograd.grad(ref, [zt, zs])
+    got = mutual_logit_loss(zt, zs, target, tau, 3.0, 1.0, lam_t, lam_s, 1.0, a_s)
+    got_g = torch.autograd.grad(got * 1.7, [zt, zs])
+    assert got.item() == pytest.approx(ref.item(), rel=1e-10)
+    for a, b in zip(got_g, ref_g):
+        assert torch.allclose(a, 1.7 * b, rtol=1e-9, atol=1e-12)

@@ -13,7 +13,7 @@ from metasd_pyg.training.losses import (
     regularizer,
     tail_logits,
 )
-from metasd_pyg.training.meta import meta_gradient, sample_quiz
+from metasd_pyg.training.meta import meta_gradient, sample_quiz, virtual_logit_grad
 
 E, R, D = 6, 2, 3
 ALPHA, TAU, REG = 0.5, 2.0, 0.05
@@ -107,3 +107,14 @@ def test_sample_quiz_draws_from_slice() -> None:
     assert all(tuple(r) in rows for r in out.tolist())
     assert len({tuple(r) for r in out.tolist()}) == 4
     assert torch.equal(sample_quiz(quiz, 50, torch.Generator()), quiz)
+
+
+def test_virtual_logit_grad_matches_autograd() -> None:
+    g = torch.Generator().manual_seed(4)
+    zt = torch.randn(5, 7, generator=g, dtype=torch.float64) * 3
+    zs = (torch.randn(5, 7, generator=g, dtype=torch.float64) * 3).requires_grad_(True)
+    target = torch.randint(7, (5,), generator=g)
+    loss = entity_cross_entropy(zs, target) + distillation_loss(zt, zs, 2.5, 3.0, 1.0)
+    (ref,) = torch.autograd.grad(loss, zs)
+    got = virtual_logit_grad(zt, zs, target, temperature=2.5, distill_weights=(3.0, 1.0))
+    assert torch.allclose(got, ref, rtol=1e-10, atol=1e-13)

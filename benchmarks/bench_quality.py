@@ -1,0 +1,225 @@
+"""Quality protocol (CPU): teacher, MetaSD students and baselines, several seeds.
+
+Every method is a configuration of the same :class:`metasd_pyg.training.Trainer`
+(see ``docs/training.md``, "CPU protocol"). For each dataset x method x seed
+the script trains, selects the epoch on the student's VALID MRR, and records
+the final test metrics and the long-tail bucket table (quantile buckets of
+the target entity's train degree, from :func:`metasd_pyg.evaluation.evaluate`).
+
+Example (the recorded run)::
+
+    nohup python benchmarks/bench_quality.py --datasets kinship umls --seeds 0 1 2 \\
+        --out benchmarks/results/quality > /tmp/quality.log 2>&1 &
+
+Writes ``<out>.md`` (tables, mean +- std over seeds), ``<out>_runs.csv`` (one
+row per run) and ``<out>_buckets.csv`` (bucket MRR per run). Runs already in
+``<out>_runs.csv`` are skipped, so an interrupted protocol can be continued.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from metasd_pyg.data import load_dataset
+from metasd_pyg.evaluation import evaluate
+from metasd_pyg.training import MetaSDConfig, Trainer
+
+#: Shared settings of the CPU protocol (rank 100, 90% sparsity).
+PROTOCOL: dict[str, Any] = dict(
+    model="complex", dim=100, sparsity=0.9, batch_size=256, lr=0.1, optimizer="adagrad",
+    regularizer="dura", regularizer_weight=0.01, epochs=60, eval_every=5, progress=False,
+    device="cpu", threads=1,
+)
+
+#: Method name -> configuration overrides.
+METHODS: dict[str, dict[str, Any]] = {
+    "teacher": dict(mode="teacher"),
+    "metasd-global": dict(mode="metasd", strategy="global"),
+    "metasd-aligned": dict(mode="metasd", strategy="aligned"),
+    "metasd-degree": dict(mode="metasd", strategy="degree"),
+    "nometa-degree": dict(mode="metasd", strategy="degree", meta=False),
+    "dense-same-nnz": dict(mode="dense_same_nnz"),
+    "oneshot-global": dict(mode="oneshot", strategy="global", finetune_epochs=30),
+}
+
+METRICS = ("mrr", "hits@1", "hits@3", "hits@10")
+
+
+def _evaluator(buckets: str) -> Any:
+    def run(model: Any, graph: Any, split: str, **kw: Any) -> Any:
+        return evaluate(model, graph, split, bins=buckets, **kw)
+
+    return run
+
+
+def _row(dataset: str, method: str, seed: int, res: Any, wall: float) -> dict[str, Any]:
+    row: dict[str, Any] = {"dataset": dataset, "method": method, "seed": seed,
+                           "best_epoch": res.best_epoch, "wall_s": round(wall, 1),
+                           "epochs_run": len(res.history)}
+    for k in METRICS:
+        row[f"test_{k}"] = res.final_test.summary[k]
+        row[f"valid_{k}"] = res.final_valid.summary[k]
+        row[f"teacher_test_{k}"] = res.teacher_test.summary[k]
+    if "oneshot_test" in res.extra:
+        for k in METRICS:
+            row[f"oneshot_nofinetune_test_{k}"] = res.extra["oneshot_test"].summary[k]
+    return row
+
+
+def _bucket_rows(dataset: str, method: str, seed: int, res: Any) -> list[dict[str, Any]]:
+    out = []
+    df = res.final_test.buckets
+    for rec in df[df["side"] == "both"].to_dict(orient="records"):
+        out.append({"dataset": dataset, "method": method, "seed": seed,
+                    "bucket": rec["bucket"], "lower": rec["lower"], "upper": rec["upper"],
+                    "num_queries": rec["num_queries"], "mrr": rec["mrr"],
+                    "hits@10": rec["hits@10"]})
+    return out
+
+
+def _append(path: Path, rows: list[dict[str, Any]]) -> None:
+    new = not path.exists()
+    with path.open("a", newline="", encoding="utf-8") as fh:
+        fields: list[str] = []
+        for r in rows:
+            fields += [k for k in r if k not in fields]
+        if not new:
+            with path.open(encoding="utf-8") as rd:
+                header = next(csv.reader(rd))
+            fields = header + [f for f in fields if f not in header]
+        w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
+        if new:
+            w.writeheader()
+        w.writerows(rows)
+
+
+def _read(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with path.open(encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _fmt(vals: list[float]) -> str:
+    t = torch.tensor(vals, dtype=torch.float64)
+    std = float(t.std()) if len(vals) > 1 else 0.0
+    return f"{float(t.mean()):.3f} ± {std:.3f}"
+
+
+def write_report(out: Path, command: str) -> str:
+    """Aggregate ``<out>_runs.csv`` / ``<out>_buckets.csv`` into ``<out>.md``."""
+    runs = _read(out.with_name(out.name + "_runs.csv"))
+    buckets = _read(out.with_name(out.name + "_buckets.csv"))
+    lines = ["# Quality: MetaSD students vs baselines (CPU protocol)", "",
+             "Protocol: `docs/training.md` (CPU protocol). Shared settings: "
+             + ", ".join(f"{k}={v}" for k, v in PROTOCOL.items() if k != "progress"), "",
+             "Test metrics of the model selected on VALID MRR (the student's for "
+             "MetaSD / one-shot), filtered, realistic ties, both directions; mean ± std over "
+             "seeds.", ""]
+    for ds in sorted({r["dataset"] for r in runs}):
+        lines += [f"## {ds}", "", "| method | seeds | MRR | Hits@1 | Hits@3 | Hits@10 |"
+                  " wall (s) | best epoch |", "|---|---|---|---|---|---|---|---|"]
+        for method in METHODS:
+            rs = [r for r in runs if r["dataset"] == ds and r["method"] == method]
+            if not rs:
+                continue
+            cells = [_fmt([float(r[f"test_{k}"]) for r in rs]) for k in METRICS]
+            wall = _fmt([float(r["wall_s"]) for r in rs]).split(" ±")[0]
+            be = ",".join(r["best_epoch"] for r in rs)
+            lines.append(f"| {method} | {len(rs)} | " + " | ".join(cells) + f" | {wall} | {be} |")
+            if method.startswith("oneshot") and rs[0].get("oneshot_nofinetune_test_mrr"):
+                cells = [_fmt([float(r[f"oneshot_nofinetune_test_{k}"]) for r in rs])
+                         for k in METRICS]
+                lines.append(f"| {method} (no fine-tune) | {len(rs)} | " + " | ".join(cells)
+                             + " | | |")
+        teach = [float(r["test_mrr"]) for r in runs
+                 if r["dataset"] == ds and r["method"] == "teacher"]
+        if teach:
+            t = sum(teach) / len(teach)
+            lines += ["", f"Student / teacher MRR ratio (target >= 0.9): " + ", ".join(
+                f"{m}: {sum(v) / len(v) / t:.3f}" for m in METHODS
+                if m.startswith(("metasd", "nometa", "dense", "oneshot"))
+                for v in [[float(r['test_mrr']) for r in runs
+                           if r['dataset'] == ds and r['method'] == m]] if v)]
+        bs = [b for b in buckets if b["dataset"] == ds and b["bucket"] not in ("micro", "macro")]
+        names = []
+        for b in bs:
+            if b["bucket"] not in names:
+                names.append(b["bucket"])
+        if bs:
+            lines += ["", f"Long tail ({ds}): test MRR per bucket of the target entity's train "
+                      "degree (quantile buckets; both directions), mean ± std over seeds.", "",
+                      "| method | " + " | ".join(names) + " |",
+                      "|---|" + "---|" * len(names)]
+            counts = {n: next(b["num_queries"] for b in bs if b["bucket"] == n) for n in names}
+            lines.append("| queries | " + " | ".join(str(counts[n]) for n in names) + " |")
+            for method in METHODS:
+                cells = []
+                for n in names:
+                    v = [float(b["mrr"]) for b in bs if b["method"] == method
+                         and b["bucket"] == n and b["mrr"] not in ("", "nan")]
+                    cells.append(_fmt(v) if v else "")
+                if any(cells):
+                    lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += ["Command: `" + command + "`", ""]
+    text = "\n".join(lines)
+    out.with_suffix(".md").write_text(text, encoding="utf-8")
+    return text
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--datasets", nargs="+", default=["kinship", "umls"])
+    p.add_argument("--methods", nargs="+", default=list(METHODS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--root", default=os.environ.get("METASD_DATA_ROOT", "../shared/datasets"))
+    p.add_argument("--epochs", type=int, default=None, help="override the protocol's epochs")
+    p.add_argument("--buckets", default="quantile:4")
+    p.add_argument("--out", default="benchmarks/results/quality")
+    p.add_argument("--report-only", action="store_true")
+    args = p.parse_args()
+    out = Path(args.out)
+    command = "python " + " ".join(sys.argv)
+    if args.report_only:
+        print(write_report(out, command))
+        return
+    torch.set_num_threads(1)
+    runs_csv = out.with_name(out.name + "_runs.csv")
+    done = {(r["dataset"], r["method"], r["seed"]) for r in _read(runs_csv)}
+    for ds in args.datasets:
+        graph = load_dataset(ds, root=args.root, progress=False)
+        for seed in args.seeds:
+            for method in args.methods:
+                if (ds, method, str(seed)) in done:
+                    continue
+                opts = {**PROTOCOL, **METHODS[method], "seed": seed}
+                if args.epochs is not None:
+                    opts["epochs"] = args.epochs
+                cfg = MetaSDConfig(**opts)
+                t0 = time.perf_counter()
+                res = Trainer(None, graph, cfg, evaluator=_evaluator(args.buckets)).fit()
+                wall = time.perf_counter() - t0
+                _append(runs_csv, [_row(ds, method, seed, res, wall)])
+                _append(out.with_name(out.name + "_buckets.csv"),
+                        _bucket_rows(ds, method, seed, res))
+                print(json.dumps({"dataset": ds, "method": method, "seed": seed,
+                                  "test_mrr": round(res.final_test.summary["mrr"], 4),
+                                  "teacher_test_mrr": round(res.teacher_test.summary["mrr"], 4),
+                                  "best_epoch": res.best_epoch, "wall_s": round(wall, 1)}),
+                      flush=True)
+                write_report(out, command)
+    print(write_report(out, command))
+
+
+if __name__ == "__main__":
+    main()
