@@ -180,3 +180,34 @@ def test_user_errors_are_config_errors(graph):
         evaluate(direct, graph, "test", reciprocal=False, protocol="ogb")
     with pytest.raises(ConfigError, match="bins"):
         evaluate(direct, graph, "test", reciprocal=False, bins="linear")
+
+
+def test_streaming_with_grouped_rows_and_ready_ranks(graph):
+    torch.manual_seed(6)
+    model = build_model("distmult", E, R, D)
+    test = graph.test
+    ref = evaluate(model, graph, "test", sides="tail", bucket_by=None)
+    key, group = torch.unique(test[:, 0] * R + test[:, 1], return_inverse=True)
+    ev = RankingEvaluator(graph, split="test", label="distmult")
+    with torch.no_grad():
+        ranks = ev.update(score_tails(model, key // R, key % R), test, side="tail", group=group)
+    np.testing.assert_array_equal(ranks.numpy(), ref.ranks["rank"].to_numpy())
+    with pytest.raises(ValueError, match="every score row"):
+        ev.update(torch.zeros(len(key) + 1, E), test, side="tail", group=group)
+    ev2 = RankingEvaluator(graph, split="test", label="distmult")
+    ev2.update_ranks(ranks, test, side="tail")
+    assert ev2.compute(bucket_by=None).summary == ev.compute(bucket_by=None).summary
+    with pytest.raises(ConfigError, match="filtered ranking needs the graph"):
+        RankingEvaluator(None)
+    raw = RankingEvaluator(None, filtered=False)
+    raw.update_ranks(ranks, test)
+    assert raw.compute(bucket_by=None).summary["num_queries"] == len(test)
+    with pytest.raises(ConfigError, match="train statistics"):
+        raw.compute()
+
+
+def test_progress_bar_and_forced_full_protocol(graph, capsys):
+    model = build_model("transe", E, R, D)
+    res = evaluate(model, graph, "valid", progress=True, protocol="full", tie="optimistic")
+    assert res.summary["protocol"] == "full" and res.config["split"] == "valid"
+    assert "eval valid" in capsys.readouterr().err
