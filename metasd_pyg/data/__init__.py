@@ -2,6 +2,7 @@
 
 from metasd_pyg.data.graph import SPLITS, KnowledgeGraph
 from metasd_pyg.data.loader import DATASET_NAMES, load_dataset
+from metasd_pyg.data.ogb_writer import write_ogb_wikikg2
 from metasd_pyg.data.statistics import CATEGORY_NAMES, FilterIndex, GraphStatistics
 from metasd_pyg.data.synthetic import generate_synthetic
 
@@ -14,4 +15,5 @@ __all__ = [
     "KnowledgeGraph",
     "generate_synthetic",
     "load_dataset",
+    "write_ogb_wikikg2",
 ]

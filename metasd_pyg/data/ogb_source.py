@@ -9,7 +9,10 @@ Two hazards of ogb 1.3.x are avoided:
   downloads.
 * **Unsafe unpickling.** ogb stores numpy arrays with ``torch.save`` and
   reads them with ``torch.load``, whose default is ``weights_only=True``
-  since torch 2.6. We inspect every pickle with
+  since torch 2.6. ogb's own ``processed/data_processed`` is written with
+  pickle protocol 4, which the weights-only unpickler cannot read at all, so
+  we delete it (it lives in our cache) before every ogb call and ogb
+  re-reads the raw CSV files instead. We inspect the split pickles with
   ``torch.serialization.get_unsafe_globals_in_checkpoint`` and refuse files
   that need anything beyond numpy's array reconstruction; the load itself
   runs inside ``torch.serialization.safe_globals`` with only those numpy
@@ -224,9 +227,9 @@ def load_ogbl_wikikg2(data_root: Path, cache_dir: Path, *, progress: bool = True
     for split in ("train", "valid", "test"):
         check_pickle(folder / "split" / "time" / f"{split}.pt")
     root = _ogb_root(folder, key, cache_dir)
-    processed = root / OGB_DIR / "processed" / "data_processed"
-    if processed.is_file():
-        check_pickle(processed)
+    # ogb saves its processed graph with pickle protocol 4, which torch's weights-only
+    # unpickler cannot read back: always let ogb rebuild it from the raw CSV files.
+    (root / OGB_DIR / "processed" / "data_processed").unlink(missing_ok=True)
     graph, edge_split = _run_ogb(root, progress)
     E = int(graph["num_nodes"])
     tensors = {}
