@@ -97,8 +97,8 @@ def main() -> None:
                 reload = _run(LOAD, name, args.data_root, cache)
             results[name] = {"first": first, "cached_reload": reload}
             print(f"{name}: first load {first['load_s']:.2f} s (process "
-                  f"{first['process_wall_s']:.2f} s), cached reload {reload['load_s']:.2f} s (process "
-                  f"{reload['process_wall_s']:.2f} s) -> {first['graph']}", flush=True)
+                  f"{first['process_wall_s']:.2f} s), cached reload {reload['load_s']:.2f} s "
+                  f"(process {reload['process_wall_s']:.2f} s) -> {first['graph']}", flush=True)
     if not args.skip_synthetic:
         syn = _run(SYNTH, str(args.entities), str(args.relations), str(args.triples))
         results["synthetic"] = syn
