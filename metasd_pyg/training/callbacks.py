@@ -36,9 +36,6 @@ class StepContext:
         candidates: Shared candidate ids ``[C]`` (sampled loss) or ``None`` (1-N).
         teacher_logits: ``[B, C]`` teacher scores (graph kept).
         student_logits: ``[B, C]`` student scores (graph kept) or ``None``.
-        student_leaves: Leaf copies of the parameters from which the student
-            view is computed (same values as the teacher's parameters), or
-            ``None`` when there is no student.
         loss: The mutual loss (graph kept until the backward pass).
         logs: Scalars to record in the history (parts may add entries).
         updates: Queued ``(optimizer, gradients)`` pairs, applied after the
@@ -52,7 +49,6 @@ class StepContext:
     candidates: Tensor | None
     teacher_logits: Tensor
     student_logits: Tensor | None
-    student_leaves: dict[str, Tensor] | None
     loss: Tensor
     logs: dict[str, float] = field(default_factory=dict)
     updates: list[tuple[Optimizer, dict[str, Tensor]]] = field(default_factory=list)

@@ -66,6 +66,8 @@ class MetaSDConfig:
         quiz_fraction: Share of the training triples held out of the training
             stream as the quiz slice (only when the meta step runs).
         quiz_batch_size: Rows per quiz batch.
+        meta_batch_size: Rows of each training batch used by the virtual step
+            (the meta step's cost scales with it, not with ``batch_size``).
         strategy: Mask strategy: ``"global"``, ``"aligned"``, ``"degree"``, ``"row_topk"``.
         sparsity: Target share of pruned weights of the student.
         alpha: Exponent of the degree-aware budget :math:`k_e \propto (d_e + 1)^\alpha`.
@@ -123,6 +125,7 @@ class MetaSDConfig:
     meta_path: str = "official"
     quiz_fraction: float = 0.02
     quiz_batch_size: int = 256
+    meta_batch_size: int = 256
     strategy: str = "degree"
     sparsity: float = 0.9
     alpha: float = 0.5
@@ -182,6 +185,7 @@ class MetaSDConfig:
         check(0.0 < self.quiz_fraction < 1.0, f"quiz_fraction={self.quiz_fraction}: must be "
               "in (0, 1)")
         check(self.quiz_batch_size >= 1, "quiz_batch_size must be >= 1")
+        check(self.meta_batch_size >= 1, "meta_batch_size must be >= 1")
         check(self.strategy in STRATEGIES, f"strategy={self.strategy!r}: expected one of "
               f"{', '.join(STRATEGIES)}")
         check(0.0 <= self.sparsity < 1.0, f"sparsity={self.sparsity}: must be in [0, 1)")

@@ -361,8 +361,8 @@ class _MutualLogitLoss(torch.autograd.Function):
         p_t = log_t.exp()
         d = log_t.sub_(log_s)  # log p_T - log p_S (in place of log p_T)
         p_s = log_s.exp_()
-        kl_ts = torch.linalg.vecdot(p_t, d)  # KL(T||S) per row
-        kl_st = -torch.linalg.vecdot(p_s, d)  # KL(S||T) per row
+        kl_ts = torch.bmm(p_t.unsqueeze(1), d.unsqueeze(2)).view(-1)  # KL(T||S) per row
+        kl_st = -torch.bmm(p_s.unsqueeze(1), d.unsqueeze(2)).view(-1)  # KL(S||T) per row
         loss = (a_t * ce_t + a_s * ce_s
                 + ((a_t * lam_t * w1 + a_s * lam_s * w2) * kl_ts.sum()
                    + (a_t * lam_t * w2 + a_s * lam_s * w1) * kl_st.sum()) / n)

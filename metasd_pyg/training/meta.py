@@ -40,13 +40,15 @@ value. We make :math:`\phi` a separate leaf (a detached copy of
    :math:`g` (queued by :class:`MetaStep`; the trainer applies it after the
    mutual step's backward pass, see :mod:`metasd_pyg.training.callbacks`).
 
-Default path: ``"official"``. The direct term of ``"full"`` is
-:math:`\nabla_{\phi'} L_q` itself, a plain supervised gradient of the quiz
-loss on the kept coordinates: with the full path the held-out quiz slice
-becomes ordinary training data for the student (the meta step would no
-longer measure how well the teacher *teaches*), and it is larger than the
-second-order term by a factor of about :math:`1/\alpha`, so it swamps it.
-The official path keeps the meta-gradient a pure teaching signal.
+Default path: ``"official"``: it is the paper's algorithm (results stay
+comparable with the official code), and it keeps the meta step a pure
+"learning to teach" signal. The extra direct term of ``"full"`` is
+:math:`\nabla_{\phi'} L_q`, an ordinary supervised gradient of the quiz loss
+on the kept coordinates: with it the held-out quiz slice becomes training
+data for the student through the meta optimiser.
+
+The meta step runs its own forwards on ``batch_size`` rows of the training
+batch (default 256), so its cost does not grow with the training batch.
 """
 
 from __future__ import annotations
@@ -311,6 +313,10 @@ class MetaStep(Callback):
         meta_lr: Learning rate of the teacher's meta optimiser (official: 1e-4).
         optimizer: ``"adagrad"`` (official) or ``"adam"``.
         quiz_batch_size: Rows per quiz batch.
+        batch_size: Rows of the training batch used by the virtual step (its
+            first rows; the batch is already a random draw). The meta step
+            runs its own forwards on them, so its cost scales with this
+            number rather than with the training batch size.
     """
 
     name = "meta"
@@ -324,6 +330,7 @@ class MetaStep(Callback):
         meta_lr: float = 1e-4,
         optimizer: str = "adagrad",
         quiz_batch_size: int = 256,
+        batch_size: int = 256,
     ) -> None:
         if every < 1:
             raise ConfigError(f"meta_every must be >= 1, got {every}")
@@ -338,6 +345,9 @@ class MetaStep(Callback):
         self.meta_lr = meta_lr
         self.optimizer_name = optimizer
         self.quiz_batch_size = quiz_batch_size
+        if batch_size < 1:
+            raise ConfigError(f"meta_batch_size must be >= 1, got {batch_size}")
+        self.batch_size = batch_size
         self.optimizer: torch.optim.Optimizer | None = None
 
     def due(self, step: int) -> bool:
@@ -353,14 +363,9 @@ class MetaStep(Callback):
                 self.optimizer_name, trainer.model.parameters(), self.meta_lr
             )
 
-    def wants_leaves(self, trainer: Trainer, step: int) -> bool:
-        """The meta step needs the student view built from leaf copies on due steps."""
-        return self.due(step)
-
     def on_step(self, trainer: Trainer, ctx: StepContext) -> None:
-        """Compute the meta-gradient from the step's forwards and queue the teacher update."""
-        if not self.due(ctx.step) or ctx.student_leaves is None or ctx.student_logits is None \
-                or trainer.masks is None:
+        """Compute the meta-gradient on a slice of the step's batch and queue the teacher update."""
+        if not self.due(ctx.step) or trainer.masks is None:
             return
         assert self.optimizer is not None
         cfg = trainer.config
@@ -372,15 +377,14 @@ class MetaStep(Callback):
             quiz_cand, quiz_target = sample_candidates(
                 quiz, trainer.graph.num_entities, cfg.num_negatives, trainer.generator
             )
+        m = self.batch_size
         grads, lq = meta_gradient(
-            trainer.model, ctx.batch, quiz, trainer.masks,
+            trainer.model, ctx.batch[:m], quiz, trainer.masks,
             path=self.path, virtual_lr=self.virtual_lr, temperature=cfg.temperature,
             distill_weights=(cfg.distill_weight_ts, cfg.distill_weight_st),
             regularizer_name=cfg.regularizer, regularizer_weight=cfg.regularizer_weight,
-            candidates=ctx.candidates, target=ctx.target,
+            candidates=ctx.candidates, target=ctx.target[:m],
             quiz_candidates=quiz_cand, quiz_target=quiz_target,
-            teacher_logits=ctx.teacher_logits, student_leaves=ctx.student_leaves,
-            student_logits=ctx.student_logits, retain_graph=True,
         )
         ctx.add_update(self.optimizer, grads)
         ctx.logs["quiz_loss"] = float(lq)

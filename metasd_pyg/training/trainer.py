@@ -59,7 +59,7 @@ from metasd_pyg.training.losses import (
 )
 from metasd_pyg.training.meta import MetaStep
 from metasd_pyg.training.optim import load_optimizer_state, make_optimizer, optimizer_state
-from metasd_pyg.training.views import leaf_copies, student_weights
+from metasd_pyg.training.views import student_weights
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +260,7 @@ class Trainer:
             self.meta = meta if meta is not None else MetaStep(
                 every=cfg.meta_every, path=cfg.meta_path, virtual_lr=cfg.virtual_lr,
                 meta_lr=cfg.meta_lr, optimizer=cfg.meta_optimizer,
-                quiz_batch_size=cfg.quiz_batch_size)
+                quiz_batch_size=cfg.quiz_batch_size, batch_size=cfg.meta_batch_size)
             self.parts.append(self.meta)
         self.parts.extend(callbacks)
 
@@ -348,24 +348,19 @@ class Trainer:
             view = student_weights(params, self.masks)
             z = tail_logits(self.model, batch, view, cand)
             loss = self._losses(batch, view, z, target)
-            self._apply(loss, None, [])
+            self._apply(loss, [])
             return {"loss": float(loss.detach())}
         if phase in ("teacher", "dense_same_nnz"):
             z = tail_logits(self.model, batch, None, cand)
             loss = self._losses(batch, None, z, target)
-            self._apply(loss, None, [])
+            self._apply(loss, [])
             return {"loss": float(loss.detach())}
 
-        # metasd: teacher + student views, mutual loss, parts.
+        # metasd: teacher + student views of the same parameters, mutual loss, parts.
         assert self.masks is not None
-        wants = any(getattr(p, "wants_leaves", lambda t, s: False)(self, self.global_step)
-                    for p in self.parts)
-        leaves = leaf_copies(params) if wants else None
-        view = student_weights(leaves if leaves is not None else params, self.masks)
-        # Distance models need cdist-free scores when the meta step differentiates twice.
-        safe = leaves is not None
-        z_t = tail_logits(self.model, batch, None, cand, twice_differentiable=safe)
-        z_s = tail_logits(self.model, batch, view, cand, twice_differentiable=safe)
+        view = student_weights(params, self.masks)
+        z_t = tail_logits(self.model, batch, None, cand)
+        z_s = tail_logits(self.model, batch, view, cand)
         # CE and distillation of both views, fused (closed-form gradients; see losses.py)
         logit_loss = mutual_logit_loss(
             z_t, z_s, target, cfg.temperature, cfg.distill_weight_ts, cfg.distill_weight_st,
@@ -373,29 +368,22 @@ class Trainer:
         l_t = self._aux_losses(batch, None)
         l_s = self._aux_losses(batch, view)
         loss = logit_loss + l_t + cfg.student_weight * l_s
-        ctx = StepContext(self.epoch, self.global_step, batch, target, cand, z_t, z_s, leaves,
-                          loss)
+        ctx = StepContext(self.epoch, self.global_step, batch, target, cand, z_t, z_s, loss)
         for part in self.parts:
             part.on_step(self, ctx)
-        self._apply(loss, leaves, ctx.updates)
+        self._apply(loss, ctx.updates)
         for part in self.parts:
             part.on_step_end(self, ctx)
         logs.update(ctx.logs)
         logs["loss"] = float(loss.detach())
         return logs
 
-    def _apply(self, loss: Tensor, leaves: dict[str, Tensor] | None,
+    def _apply(self, loss: Tensor,
                updates: list[tuple[torch.optim.Optimizer, dict[str, Tensor]]]) -> None:
         """Backward of ``loss``, queued part updates, then the main optimiser step."""
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         params = dict(self.model.named_parameters())
-        if leaves is not None:  # student gradient computed on the leaf copies
-            for n, leaf in leaves.items():
-                if leaf.grad is None:
-                    continue
-                p = params[n]
-                p.grad = leaf.grad if p.grad is None else p.grad + leaf.grad
         if updates:
             main = {n: p.grad for n, p in params.items()}
             for opt, grads in updates:
