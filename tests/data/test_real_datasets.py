@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from metasd_pyg.data import SPLITS, load_dataset
+from metasd_pyg.errors import DataError
 
 EXPECTED = {
     # entities, relations, train, valid, test, unseen valid, unseen test
@@ -127,3 +128,45 @@ def test_env_var_data_root(data_root, cache_dir, monkeypatch):
     monkeypatch.setenv("METASD_CACHE_DIR", str(cache_dir))
     g = load_dataset("nations")
     assert g.num_entities == 14
+
+
+def test_download_fallback_verifies_checksums(data_root, tmp_path, monkeypatch):
+    """Missing from the data root: PyG's download (simulated offline) is used and verified."""
+    import torch_geometric.data
+
+    def fake_download(url, folder, log=True):
+        name = url.rsplit("/", 1)[1]
+        with tarfile.open(data_root / "WN18RR.tar.gz") as tf:
+            member = tf.extractfile(name)
+            assert member is not None
+            (Path(folder) / name).write_bytes(member.read())
+        return str(Path(folder) / name)
+
+    monkeypatch.setattr(torch_geometric.data, "download_url", fake_download)
+    g = load_dataset("wn18rr", tmp_path / "empty", cache_dir=tmp_path / "c", progress=False)
+    assert _counts(g) == EXPECTED["wn18rr"] and "downloaded" in g.source
+
+    def corrupt_download(url, folder, log=True):
+        path = Path(folder) / url.rsplit("/", 1)[1]
+        path.write_bytes(b"a\tb\tc\n")
+        return str(path)
+
+    monkeypatch.setattr(torch_geometric.data, "download_url", corrupt_download)
+    with pytest.raises(DataError, match="do not match the known checksums"):
+        load_dataset("fb15k-237", tmp_path / "empty", cache_dir=tmp_path / "c2")
+
+
+def test_no_network_error_names_what_was_looked_for(tmp_path, monkeypatch):
+    import urllib.error
+
+    import torch_geometric.data
+
+    def offline(url, folder, log=True):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(torch_geometric.data, "download_url", offline)
+    with pytest.raises(DataError) as exc:
+        load_dataset("wn18rr", tmp_path / "empty", cache_dir=tmp_path / "c")
+    msg = str(exc.value)
+    assert "\n" not in msg and "WN18RR.tar.gz" in msg and "download of wn18rr" in msg
+    assert "METASD_DATA_ROOT" in msg
