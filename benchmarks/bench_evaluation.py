@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import platform
 import statistics
 import tarfile
@@ -233,7 +234,8 @@ def part_ogb(args: argparse.Namespace) -> None:
           f"(598,543 triples, both sides) would take ~{2 * 598_543 / (queries / dt) / 60:.0f} min")
     if peak_ok:
         print(f"- **peak memory during evaluation: {peak - base:,.0f} MB above the "
-              f"{base:,.0f} MB resident before it** (model tables: {table_mb:,.0f} MB); a full "
+              f"{base:,.0f} MB resident before it** (peak RSS {peak:,.0f} MB; model tables "
+              f"{table_mb:,.0f} MB, graph and candidates included in the base); a full "
               f"[queries, entities] float32 score matrix of one side would need {full_gb:,.0f} GB")
     else:
         print(f"- peak RSS of the process: {peak:,.0f} MB (could not reset the peak counter)")
@@ -255,8 +257,10 @@ def main() -> None:
     parser.add_argument("--ogb-dim", type=int, default=100)
     parser.add_argument("--skip-ogb", action="store_true")
     args = parser.parse_args()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"# Evaluator benchmark\n\n- {platform.platform()}, python {platform.python_version()}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs, "
+          f"load average at start {load:.1f}\n")
     part_fb15k(args)
     if not args.skip_ogb:
         part_ogb(args)

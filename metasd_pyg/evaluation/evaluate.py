@@ -25,13 +25,14 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch_geometric.nn.kge import KGEModel
 from tqdm.auto import tqdm
 
 from metasd_pyg.errors import ConfigError
-from metasd_pyg.evaluation.buckets import Bins
+from metasd_pyg.evaluation.buckets import BUCKET_BY, Bins, make_scheme
 from metasd_pyg.evaluation.candidates import score_candidates
 from metasd_pyg.evaluation.chunking import (
     DEFAULT_MEMORY_BUDGET_MB,
@@ -232,6 +233,11 @@ def evaluate(
     """
     if sides not in SIDE_CHOICES:
         raise ConfigError(f"unknown sides {sides!r}; expected one of {', '.join(SIDE_CHOICES)}")
+    if bucket_by is not None and bucket_by not in BUCKET_BY:
+        raise ConfigError(
+            f"unknown bucket_by {bucket_by!r}; expected one of {', '.join(BUCKET_BY)}"
+        )
+    make_scheme(bucket_by, bins, np.zeros(1))  # fail on bad bins before any scoring
     triples_all = graph.split(split)
     if protocol == "auto":
         protocol = "ogb" if split in graph.candidates else "full"
