@@ -223,9 +223,10 @@ def generate_synthetic(
     tab = _relation_tables(E, R, K, N, relation_exponent, category_weights, gen)
     triples = torch.empty(0, 3, dtype=torch.long)
     rate = 0.75  # expected share of fresh distinct triples in a new draw, updated each round
+    stalled = 0
     for _ in range(30):
         missing = N - len(triples)
-        if missing <= 0:
+        if missing <= 0 or stalled >= 2:  # done, or saturated (two rounds without progress)
             break
         count = min(int(missing / max(rate, 0.02) * 1.1) + 64, 4 * N + 64)
         new = _sample(count, tab, cl, attr, gen)
@@ -233,6 +234,7 @@ def generate_synthetic(
         before = len(triples)
         triples, _ = drop_duplicates(torch.cat([triples, new]), E, R)
         rate = max((len(triples) - before) / count, 1e-3)
+        stalled = stalled + 1 if len(triples) - before < max(1, missing // 1000) else 0
     if len(triples) < N:
         raise ConfigError(
             f"cannot generate {N:,} distinct triples with {E:,} entities and {R:,} relations "
