@@ -170,3 +170,26 @@ def test_no_network_error_names_what_was_looked_for(tmp_path, monkeypatch):
     msg = str(exc.value)
     assert "\n" not in msg and "WN18RR.tar.gz" in msg and "download of wn18rr" in msg
     assert "METASD_DATA_ROOT" in msg
+
+
+def test_crlf_copy_through_pyg_gives_the_same_graph(data_root, cache_dir, tmp_path):
+    """A CRLF copy with trailing blanks, as a folder in the data root, through PyG."""
+    ref = load_dataset("wn18rr", data_root, cache_dir=cache_dir, progress=False)
+    folder = tmp_path / "root" / "wn18rr"
+    folder.mkdir(parents=True)
+    with tarfile.open(data_root / "WN18RR.tar.gz") as tf:
+        for f in ("train.txt", "valid.txt", "test.txt"):
+            member = tf.extractfile(f)
+            assert member is not None
+            text = member.read().decode()
+            (folder / f).write_bytes(text.replace("\n", " \r\n").encode())
+    g = load_dataset("wn18rr", tmp_path / "root", cache_dir=tmp_path / "c", progress=False)
+    assert "verified" not in g.source
+    assert g.entity_names == ref.entity_names and g.relation_names == ref.relation_names
+    E, R = g.num_entities, g.num_relations
+
+    def key(t):
+        return torch.sort((t[:, 0] * R + t[:, 1]) * E + t[:, 2]).values
+
+    for s in SPLITS:
+        assert torch.equal(key(g.split(s)), key(ref.split(s)))
