@@ -135,7 +135,8 @@ def main() -> None:
     args = parser.parse_args()
 
     results: dict = {"python": platform.python_version(), "machine": platform.machine(),
-                     "cpus": os.cpu_count()}
+                     "cpus": os.cpu_count(), "load_average_start": os.getloadavg()}
+    print(f"{os.cpu_count()} CPUs, load average at start {os.getloadavg()[0]:.1f}", flush=True)
     if not args.skip_real:
         for name in ("fb15k-237", "wn18rr"):
             with tempfile.TemporaryDirectory() as cache:
@@ -159,6 +160,8 @@ def main() -> None:
         print(f"synthetic learnability: ComplEx dim {learn['dim']}, {learn['epochs']} epochs "
               f"({learn['train_s']:.0f} s): filtered test MRR {learn['test_filtered_mrr']:.3f} "
               f"vs random {learn['random_mrr']:.4f}", flush=True)
+    results["load_average_end"] = os.getloadavg()
+    print(f"load average at end {os.getloadavg()[0]:.1f}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 
