@@ -53,9 +53,6 @@ _FILE_STEMS: dict[str, tuple[str, ...]] = {
     "nations": ("nations",),
 }
 
-_TEXT_DATASETS = ("umls", "kinship", "nations")
-
-
 def _stem(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text)
 
@@ -97,16 +94,17 @@ def _load_known(dataset: str, root: Path, cache_dir: Path, *, progress: bool,
         return _build(dataset, located, cache_dir, pyg=pyg, progress=progress)
     if not (pyg and download):
         raise _missing(dataset, root)
-    try:
-        raw = download_raw(dataset, cache_dir)
-    except DataError as exc:
-        raise _missing(dataset, root, f"; {exc}") from None
+    # Downloaded files must match the known checksums, so their cache key is known upfront.
     key = hashlib.sha256(",".join(FILE_SHA256[dataset][f"{s}.txt"] for s in SPLITS)
                          .encode()).hexdigest()
     stem = _stem(f"pyg-{dataset}-{key[:16]}")
     cached = load_graph(cache_dir, stem)
     if cached is not None:
         return cached
+    try:
+        raw = download_raw(dataset, cache_dir)
+    except DataError as exc:
+        raise _missing(dataset, root, f"; {exc}") from None
     graph = build_with_pyg(dataset, raw, lambda m: f"download:{m}", key, cache_dir,
                            "downloaded by PyG (sha256 verified)", progress=progress)
     save_graph(graph, cache_dir, stem)
