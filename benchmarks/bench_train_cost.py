@@ -122,7 +122,7 @@ def main() -> None:
               f"{args.steps} timed steps per method (interleaved blocks of {args.block}), "
               f"threads {args.threads}, strategy {args.strategy}, teacher steps/epoch "
               f"{teacher.steps_per_epoch}")
-    lines = [f"# Training cost: MetaSD vs dense teacher\n", header, "",
+    lines = ["# Training cost: MetaSD vs dense teacher\n", header, "",
              "| method | step mean (s) | step median (s) | steps/epoch | mask recompute (s) |"
              " epoch (s) | ratio vs teacher |", "|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -46,6 +46,9 @@ class MetaSDConfig:
         num_negatives: Shared negatives per step for ``loss="sampled"``.
         regularizer: ``"dura"`` (the official code's), ``"n3"`` or ``"none"``.
         regularizer_weight: Its weight :math:`\lambda`.
+        student_regularizer_weight: Regulariser weight of the student's view
+            (``None`` = ``regularizer_weight``). The student's coordinates are
+            also the teacher's, so they get the teacher's penalty too.
         relation_weight: Weight of the relation-prediction auxiliary loss
             (0 = off; the official code uses 4 when on).
         temperature: Distillation temperature :math:`\tau`.
@@ -109,14 +112,15 @@ class MetaSDConfig:
     loss: str = "1-n"
     num_negatives: int = 4096
     regularizer: str = "dura"
-    regularizer_weight: float = 0.05
+    regularizer_weight: float = 0.01
+    student_regularizer_weight: float | None = 0.0
     relation_weight: float = 0.0
     temperature: float = 3.0
     distill_weight_ts: float = 3.0
     distill_weight_st: float = 1.0
     teacher_distill: float = 1.0
     student_distill: float = 1.0
-    student_weight: float = 1.0
+    student_weight: float = 3.0
     meta: bool = True
     meta_every: int = 4
     meta_lr: float = 1e-4
@@ -177,6 +181,8 @@ class MetaSDConfig:
               f"one of {', '.join(REGULARIZERS)}")
         check(self.regularizer_weight >= 0, "regularizer_weight must be >= 0")
         check(self.relation_weight >= 0, "relation_weight must be >= 0")
+        check(self.student_regularizer_weight is None or self.student_regularizer_weight >= 0,
+              "student_regularizer_weight must be >= 0 or None")
         check(self.student_weight > 0, f"student_weight={self.student_weight}: must be > 0")
         check(self.temperature > 0, f"temperature={self.temperature}: must be > 0")
         check(self.meta_every >= 1, f"meta_every={self.meta_every}: must be >= 1")

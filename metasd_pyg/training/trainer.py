@@ -320,10 +320,12 @@ class Trainer:
         return student_weights(params, self.masks)
 
     # ---------------------------------------------------------------- step
-    def _aux_losses(self, batch: Tensor, weights: dict[str, Tensor] | None) -> Tensor:
+    def _aux_losses(self, batch: Tensor, weights: dict[str, Tensor] | None,
+                    reg_weight: float | None = None) -> Tensor:
         """Regulariser and relation-prediction loss of one view."""
         cfg = self.config
-        loss = regularizer(cfg.regularizer, self.model, batch, cfg.regularizer_weight, weights)
+        lam = cfg.regularizer_weight if reg_weight is None else reg_weight
+        loss = regularizer(cfg.regularizer, self.model, batch, lam, weights)
         if cfg.relation_weight > 0:
             loss = loss + cfg.relation_weight * relation_cross_entropy(self.model, batch, weights)
         return loss
@@ -366,7 +368,7 @@ class Trainer:
             z_t, z_s, target, cfg.temperature, cfg.distill_weight_ts, cfg.distill_weight_st,
             cfg.teacher_distill, cfg.student_distill, 1.0, cfg.student_weight)
         l_t = self._aux_losses(batch, None)
-        l_s = self._aux_losses(batch, view)
+        l_s = self._aux_losses(batch, view, cfg.student_regularizer_weight)
         loss = logit_loss + l_t + cfg.student_weight * l_s
         ctx = StepContext(self.epoch, self.global_step, batch, target, cand, z_t, z_s, loss)
         for part in self.parts:
