@@ -9,8 +9,8 @@ batch 1000, DURA, temperature 3 with the 3:1 two-way KL, virtual-step lr 0.1,
 meta lr 1e-4, 2% quiz slice) except three chosen on this repository's CPU
 protocol (``docs/training.md``): DURA weight 0.01, ``student_weight=3`` and
 ``student_regularizer_weight=0`` (the official code weighs both views
-equally and regularises the student's coordinates twice, once per view). Baselines and ablations are switches:
-``mode`` and ``meta``.
+equally and regularises the student's coordinates twice, once per view).
+Baselines and ablations are switches: ``mode`` and ``meta``.
 """
 
 from __future__ import annotations
