@@ -87,27 +87,38 @@ def _bucket_rows(dataset: str, method: str, seed: int, res: Any) -> list[dict[st
     return out
 
 
+ONESHOT_KEYS = [f"oneshot_nofinetune_test_{k}" for k in METRICS]
+
+
 def _append(path: Path, rows: list[dict[str, Any]]) -> None:
-    new = not path.exists()
-    with path.open("a", newline="", encoding="utf-8") as fh:
-        fields: list[str] = []
-        for r in rows:
-            fields += [k for k in r if k not in fields]
-        if not new:
-            with path.open(encoding="utf-8") as rd:
-                header = next(csv.reader(rd))
-            fields = header + [f for f in fields if f not in header]
-        w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
-        if new:
-            w.writeheader()
-        w.writerows(rows)
+    """Append rows; rewrite the file when they bring new columns (header stays complete)."""
+    old = _read(path)
+    fields: list[str] = []
+    for r in [*old, *rows]:
+        fields += [k for k in r if k not in fields]
+    header = list(old[0]) if old else []
+    if old and fields == header:
+        with path.open("a", newline="", encoding="utf-8") as fh:
+            csv.DictWriter(fh, fieldnames=fields).writerows(rows)
+        return
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields)
+        w.writeheader()
+        w.writerows([*old, *rows])
+    os.replace(tmp, path)
 
 
 def _read(path: Path) -> list[dict[str, str]]:
     if not path.exists():
         return []
     with path.open(encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+        rows = list(csv.DictReader(fh, restkey="_rest"))
+    for r in rows:  # files written before the header rewrite: extra one-shot columns
+        rest = r.pop("_rest", None)
+        if rest:
+            r.update(dict(zip(ONESHOT_KEYS, rest)))  # type: ignore[arg-type]
+    return rows
 
 
 def _fmt(vals: list[float]) -> str:

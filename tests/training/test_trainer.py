@@ -182,3 +182,20 @@ def test_errors_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="reciprocal"):
         Trainer(build_model("complex", graph.num_entities, graph.num_relations, 4,
                             reciprocal=False), graph, _cfg(), evaluator=tiny_evaluate)
+
+
+def test_keyword_api() -> None:
+    from metasd_pyg.pruning import Pruner
+    from metasd_pyg.training import MetaSD, MetaStep, train_metasd
+
+    graph = toy_graph(n=120)
+    model = build_model("complex", graph.num_entities, graph.num_relations, 8)
+    trainer = MetaSD(model, graph, pruner=Pruner("aligned", 0.5),
+                     meta=MetaStep(every=2, path="full", quiz_batch_size=4), epochs=2,
+                     batch_size=16, quiz_fraction=0.1, progress=False, evaluator=tiny_evaluate)
+    assert trainer.meta is not None and trainer.meta.path == "full"
+    res = trainer.fit()
+    assert res.student_test is not None and trainer.student_weights() is not None
+    res2 = train_metasd(graph, model="distmult", dim=8, sparsity=0.5, epochs=1, batch_size=16,
+                        quiz_fraction=0.1, meta=False, progress=False)
+    assert res2.config.model == "distmult" and res2.student_test is not None
