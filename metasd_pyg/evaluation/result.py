@@ -97,6 +97,14 @@ class EvaluationResult:
         for col in ("lower", "upper"):
             if col in buckets:
                 buckets[col] = buckets[col].astype("float64")
+        bins = data.get("config", {}).get("bins")
+        if bins and len(buckets) and "bucket" in buckets:  # JSON has no inf: restore bounds
+            scheme = BinScheme.from_dict(bins)
+            lowers = dict(zip(scheme.labels, scheme.lowers))
+            uppers = dict(zip(scheme.labels, scheme.uppers))
+            known = buckets["bucket"].isin(list(scheme.labels))
+            buckets.loc[known, "lower"] = buckets.loc[known, "bucket"].map(lowers)
+            buckets.loc[known, "upper"] = buckets.loc[known, "bucket"].map(uppers)
         ranks = pd.DataFrame(data.get("ranks", {c: [] for c in RANK_COLUMNS}))
         return EvaluationResult(
             label=data["label"],

@@ -166,6 +166,10 @@ def test_result_is_json_serialisable_and_round_trips(graph):
     assert back.summary == res.summary and back.label == "rotate"
     np.testing.assert_array_equal(back.ranks["rank"], res.ranks["rank"])
     assert back.scheme == res.scheme
+    pd_cols = ["side", "bucket", "lower", "upper", "num_queries"]
+    assert back.buckets[pd_cols].equals(res.buckets[pd_cols])
+    np.testing.assert_allclose(back.buckets["mrr"].to_numpy(dtype=float),
+                               res.buckets["mrr"].to_numpy(dtype=float))
 
 
 def test_user_errors_are_config_errors(graph):
