@@ -57,18 +57,26 @@ def score_triples(
     return out
 
 
-def _entity_matrix(model: KGEModel, weights: Weights | None) -> Tensor:
-    """Candidate-side entity representation ``[E, D']`` of the model."""
-    re = _w(model, weights, "node_emb.weight")
+def _entity_matrix(
+    model: KGEModel, weights: Weights | None, candidates: Tensor | None = None
+) -> Tensor:
+    """Candidate-side entity representation ``[E, D']`` (or of the candidates only).
+
+    With ``candidates`` the rows are gathered table by table before any
+    concatenation or normalisation, so a few candidates out of millions of
+    entities never touch the whole table.
+    """
+
+    def rows(name: str) -> Tensor:
+        table = _w(model, weights, name)
+        return table if candidates is None else table[candidates]
+
+    re = rows("node_emb.weight")
     if isinstance(model, ComplEx | RotatE):
-        return torch.cat([re, _w(model, weights, "node_emb_im.weight")], dim=-1)
+        return torch.cat([re, rows("node_emb_im.weight")], dim=-1)
     if isinstance(model, TransE):
         return F.normalize(re, p=model.p_norm, dim=-1)
     return re
-
-
-def _select(matrix: Tensor, candidates: Tensor | None) -> Tensor:
-    return matrix if candidates is None else matrix[candidates]
 
 
 def _bilinear(query: Tensor, cand: Tensor) -> Tensor:
@@ -152,7 +160,7 @@ def score_tails(
 ) -> Tensor:
     """Scores of ``(head[i], rel[i], e)`` for every entity ``e`` (``[B, E]``) or candidate."""
     query = tail_query(model, head, rel, weights)
-    return _finish(model, query, _select(_entity_matrix(model, weights), candidates))
+    return _finish(model, query, _entity_matrix(model, weights, candidates))
 
 
 def score_heads(
@@ -168,7 +176,7 @@ def score_heads(
     reciprocal relations, head prediction is ``score_tails(model, tail, rel + R)``.
     """
     query = head_query(model, rel, tail, weights)
-    return _finish(model, query, _select(_entity_matrix(model, weights), candidates))
+    return _finish(model, query, _entity_matrix(model, weights, candidates))
 
 
 def score_relations(
