@@ -39,7 +39,7 @@ from metasd_pyg.data.build import assemble
 from metasd_pyg.data.cache import atomic_write_bytes
 from metasd_pyg.data.graph import SPLITS, KnowledgeGraph
 from metasd_pyg.data.sources import verify_known_files
-from metasd_pyg.data.text import Columns, first_appearance_ids, parse_split
+from metasd_pyg.data.text import Columns, encode_columns, first_appearance_ids, parse_split
 from metasd_pyg.errors import DataError
 
 #: Datasets served through PyG.
@@ -81,18 +81,7 @@ def _fb15k237(root: Path, columns: dict[str, Columns], source: str) -> Knowledge
         d = cls(str(root), split=pyg_split)[0]
         theirs[split] = torch.stack([d.edge_index[0], d.edge_type, d.edge_index[1]], dim=1)
         num_nodes = int(d.num_nodes)
-    inter = []
-    for split in SPLITS:
-        h, _, t = columns[split]
-        both = np.empty(2 * len(h), dtype=object)
-        both[0::2], both[1::2] = h, t
-        inter.append(both)
-    ent_codes, ent_names = first_appearance_ids(inter)
-    rel_codes, rel_names = first_appearance_ids([columns[s][1] for s in SPLITS])
-    ours = {}
-    for split, ec, rc in zip(SPLITS, ent_codes, rel_codes):
-        ht = ec.reshape(-1, 2)
-        ours[split] = torch.from_numpy(np.stack([ht[:, 0], rc, ht[:, 1]], axis=1))
+    ours, ent_names, rel_names = encode_columns(columns)
     E, R = len(ent_names), len(rel_names)
     if num_nodes != E:
         raise DataError(f"fb15k-237: PyG reports {num_nodes} entities, the raw files hold {E}")

@@ -89,13 +89,20 @@ def first_appearance_ids(parts: list[np.ndarray]) -> tuple[list[np.ndarray], lis
     return out, [str(u) for u in uniques]
 
 
-def graph_from_columns(name: str, columns: dict[str, Columns], source: str) -> KnowledgeGraph:
-    """Map string triples of the three splits to ids and assemble the graph.
+def encode_columns(
+    columns: dict[str, Columns],
+) -> tuple[dict[str, torch.Tensor], list[str], list[str]]:
+    """Map string triples of the three splits to ids by order of first appearance.
+
+    Entities are numbered in the order they appear reading the splits in
+    train, valid, test order, line by line, head before tail (the order PyG's
+    ``FB15k_237`` uses); relations likewise.
 
     Args:
-        name: Dataset name.
         columns: ``{"train": (heads, relations, tails), "valid": ..., "test": ...}``.
-        source: Provenance string.
+
+    Returns:
+        ``(triples per split as LongTensor [N, 3], entity names, relation names)``.
     """
     interleaved = []
     for split in SPLITS:
@@ -109,6 +116,18 @@ def graph_from_columns(name: str, columns: dict[str, Columns], source: str) -> K
     for split, ec, rc in zip(SPLITS, ent_codes, rel_codes):
         ht = ec.reshape(-1, 2)
         splits[split] = torch.from_numpy(np.stack([ht[:, 0], rc, ht[:, 1]], axis=1))
+    return splits, entity_names, relation_names
+
+
+def graph_from_columns(name: str, columns: dict[str, Columns], source: str) -> KnowledgeGraph:
+    """Map string triples of the three splits to ids and assemble the graph.
+
+    Args:
+        name: Dataset name.
+        columns: ``{"train": (heads, relations, tails), "valid": ..., "test": ...}``.
+        source: Provenance string.
+    """
+    splits, entity_names, relation_names = encode_columns(columns)
     return assemble(
         name, splits, len(entity_names), len(relation_names),
         entity_names=entity_names, relation_names=relation_names, source=source,
