@@ -81,6 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help / --version
         return int(exc.code or 0) if not isinstance(exc.code, str) else _fail(exc.code, 2)
 
+    args.argv = [PROG, *args_list]  # recorded by `train` in run.json
     debug = bool(getattr(args, "debug", False))
     handler = logging.StreamHandler(sys.stderr)  # the current stderr of this call
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))

@@ -36,9 +36,10 @@ EXPORT_DTYPES: tuple[str, ...] = ("fp32", "fp16")
 #: (``metasd-pyg train`` with no options; timed in ``docs/cli.md``).
 QUICKSTART: dict[str, Any] = {
     "dim": 64,
-    "epochs": 12,
-    "batch_size": 1000,
-    "eval_every": 3,
+    "epochs": 8,
+    "batch_size": 2000,
+    "lr": 0.2,
+    "eval_every": 2,
 }
 
 #: Options that may differ from the saved ones when a run is resumed.
