@@ -184,6 +184,7 @@ def curves_plot(curves: pd.DataFrame) -> bytes | None:
                                      ("sparsity", "student sparsity"),
                                      ("mask_churn", "mask churn (share changed)")]
     runs = list(dict.fromkeys(curves["run"]))
+    last_epoch = float(curves["epoch"].max()) if curves["epoch"].notna().any() else 1.0
     has_student = {run: bool(curves.loc[curves["run"] == run, "sparsity"].notna().any())
                    for run in runs}
     for i, (col, title) in enumerate(panels):
@@ -208,13 +209,14 @@ def curves_plot(curves: pd.DataFrame) -> bytes | None:
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("epoch", fontsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(0.5, last_epoch + 0.5)
         if col == "sparsity":
             ax.set_ylim(0.0, 1.0)
         ax.tick_params(labelsize=7)
         ax.grid(True, alpha=0.3)
         if not drawn:
-            ax.text(0.5, 0.5, "not recorded (dense run)", ha="center", va="center",
-                    transform=ax.transAxes, fontsize=8, color="#777777")
+            ax.text(0.5, 0.5, "not recorded (no dynamic masks in these runs)", ha="center",
+                    va="center", transform=ax.transAxes, fontsize=8, color="#777777")
         elif col == "valid_mrr" or (i == 0 and len(runs) > 1):
             ax.legend(fontsize=7, frameon=False)
     fig.tight_layout()
