@@ -36,7 +36,7 @@ EXPORT_DTYPES: tuple[str, ...] = ("fp32", "fp16")
 #: (``metasd-pyg train`` with no options; timed in ``docs/cli.md``).
 QUICKSTART: dict[str, Any] = {
     "dim": 64,
-    "epochs": 8,
+    "epochs": 6,
     "batch_size": 2000,
     "lr": 0.2,
     "eval_every": 2,

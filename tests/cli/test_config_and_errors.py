@@ -14,7 +14,7 @@ def _config(capsys, *argv):
 def test_defaults_quickstart_file_flags_precedence(tmp_path, capsys):
     cfg = _config(capsys)
     assert cfg["dataset"] == "synthetic" and cfg["mode"] == "metasd"
-    assert (cfg["dim"], cfg["epochs"], cfg["batch_size"]) == (64, 8, 2000)  # quick start
+    assert (cfg["dim"], cfg["epochs"], cfg["batch_size"]) == (64, 6, 2000)  # quick start
     assert _config(capsys, "--dataset", "umls")["epochs"] == 100  # trainer default elsewhere
     yaml_file = tmp_path / "run.yaml"
     yaml_file.write_text("dataset: umls\ntrain:\n  epochs: 7\n  batch-size: 128\n"

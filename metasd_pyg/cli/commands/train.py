@@ -22,7 +22,7 @@ examples:
   metasd-pyg train --dataset kinship --print-config --json         # resolved config, no run
 
 Options come from, lowest priority first: the trainer's defaults, the quick-start
-profile on the synthetic dataset (dim 64, 8 epochs, batch 2000, lr 0.2), --config
+profile on the synthetic dataset (dim 64, 6 epochs, batch 2000, lr 0.2), --config
 FILE (YAML, TOML or JSON, flat keys as in the flags, '-' or '_'), then the flags.
 The resolved
 configuration is saved as config.json in the run folder (usable as --config).
