@@ -246,8 +246,14 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
             problem = getattr(exc, "problem", None) or "invalid YAML"
             raise ConfigError(f"{path}{line}: {problem}") from None
     elif suffix == ".toml":
-        import tomllib
-
+        try:
+            import tomllib
+        except ImportError:  # Python 3.10
+            try:
+                import tomli as tomllib  # type: ignore[no-redef]
+            except ImportError:
+                raise ConfigError(f"{path}: TOML needs Python >= 3.11 or the 'tomli' "
+                                  "package; use YAML or JSON instead") from None
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:

@@ -32,8 +32,7 @@ import torch
 
 from metasd_pyg.data.graph import KnowledgeGraph
 from metasd_pyg.errors import ConfigError
-from metasd_pyg.evaluation import EvaluationResult
-from metasd_pyg.evaluation.streaming import build_result
+from metasd_pyg.evaluation import EvaluationResult, build_result
 from metasd_pyg.export.artifact import export_student
 from metasd_pyg.export.names import pack_names
 from metasd_pyg.models.factory import model_name
