@@ -23,7 +23,8 @@ examples:
   metasd-pyg evaluate student.safetensors --dataset umls --data-root ../shared/datasets --json
 
 TARGET is a finished run folder, a run's checkpoints/ folder (its last checkpoint),
-or an exported student file (then --dataset is required). Ranking is filtered
+or an exported student file (its dataset is the one recorded at export unless
+--dataset is given). Ranking is filtered
 (all known true triples of train, valid and test removed) unless --raw.
 """
 
@@ -61,7 +62,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--ks", default="1,3,10", help="Hits@k cut-offs (default: 1,3,10)")
     p.add_argument("--max-queries", type=int, metavar="N",
                    help="evaluate a fixed seeded subset of N triples")
-    p.add_argument("--dataset", help="dataset (default: the run's; required for a student file)")
+    p.add_argument("--dataset", help="dataset (default: the one of the run or student file)")
     p.add_argument("--data-root", metavar="DIR", help="data root (default: the run's, else "
                    "$METASD_DATA_ROOT)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, ... (default: auto)")
@@ -86,7 +87,8 @@ def _models(args: argparse.Namespace) -> tuple[list[tuple[str, Any, Any]], dict[
         from metasd_pyg.export import load_student
 
         student = load_student(target)
-        return [("student", student.model, None)], {"model_info": student.metadata}
+        # The artifact names its dataset (export records it); --dataset overrides.
+        return [("student", student.model, None)], {"dataset": student.metadata.get("dataset")}
     if (target / "checkpoint.json").is_file():
         from metasd_pyg.training.checkpoint import load_checkpoint
 
@@ -143,7 +145,7 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     models, cfg = _models(args)
     dataset = args.dataset or cfg.get("dataset")
     if not dataset:
-        raise ConfigError("a student file carries no dataset: give --dataset NAME")
+        raise ConfigError(f"{args.target} does not name its dataset: give --dataset NAME")
     graph = load_dataset(dataset, args.data_root or cfg.get("data_root"),
                          progress=not args.quiet)
     device = resolve_device(args.device)
