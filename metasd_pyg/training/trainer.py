@@ -114,7 +114,8 @@ class TrainResult:
             (``None`` for the dense modes).
         student_test: Same on test.
         extra: Mode-specific results (``oneshot``: the pruned teacher before
-            fine-tuning, ``"oneshot_valid"`` / ``"oneshot_test"``).
+            fine-tuning, ``"oneshot_valid"`` / ``"oneshot_test"``; the teacher
+            results are those of the trained teacher before pruning).
         config: The configuration of the run.
         wall_time: Seconds spent in :meth:`Trainer.fit`.
         stopped_early: Whether early stopping ended the run.
@@ -162,6 +163,15 @@ class TrainResult:
             "wall_time": self.wall_time,
             "stopped_early": self.stopped_early,
         }
+
+
+def _as_result(value: Any) -> Any:
+    """An evaluation result, rebuilt from its dict form after a resume when possible."""
+    if isinstance(value, dict) and "summary" in value and "buckets" in value:
+        from metasd_pyg.evaluation import EvaluationResult
+
+        return EvaluationResult.from_dict(value)
+    return value
 
 
 def _default_evaluator() -> Evaluator:
@@ -552,16 +562,19 @@ class Trainer:
         for part in self.parts:
             part.on_fit_end(self)
         has_student = self._phase in ("metasd", "finetune")
+        extra = dict(self.extra)
+        teacher_valid = _as_result(extra.pop("teacher_valid", None))
+        teacher_test = _as_result(extra.pop("teacher_test", None))
         result = TrainResult(
             history=self.history,
             best_epoch=self.best_epoch,
             best_valid_mrr=self.best_metric,
-            teacher_valid=self._evaluate("valid", False, None),
-            teacher_test=self._evaluate("test", False, None),
+            teacher_valid=teacher_valid or self._evaluate("valid", False, None),
+            teacher_test=teacher_test or self._evaluate("test", False, None),
             student_valid=self._evaluate("valid", True, None) if has_student else None,
             student_test=self._evaluate("test", True, None) if has_student else None,
             config=cfg,
-            extra=dict(self.extra),
+            extra={k: _as_result(v) for k, v in extra.items()},
             wall_time=time.perf_counter() - start,
             stopped_early=stopped_early,
         )
@@ -620,6 +633,9 @@ class Trainer:
         cfg = self.config
         if self._best_state is not None:
             self._restore(self._best_state)
+        # the trained teacher as it is before pruning (fine-tuning changes its kept weights)
+        self.extra["teacher_valid"] = self._evaluate("valid", False, None)
+        self.extra["teacher_test"] = self._evaluate("test", False, None)
         assert self.pruner is not None
         with torch.no_grad():
             masks = self.pruner.compute(self.model, degree=self.graph.stats.degree.to(self.device),
