@@ -77,6 +77,14 @@ class MetaSDConfig:
         sparsity: Target share of pruned weights of the student.
         alpha: Exponent of the degree-aware budget :math:`k_e \propto (d_e + 1)^\alpha`.
         k_min: Minimum kept dimensions per entity row (degree strategy).
+        k_max: Maximum kept dimensions per entity row (degree strategy; ``None`` =
+            the full dimension). With the ``"max"`` relation rule every relation row
+            keeps the longest entity prefix, so on graphs with hubs (FB15k-237) a cap
+            such as 64 stops relations from taking a third of the budget.
+        relation_rule: How relation rows are masked by nested strategies: ``"max"``
+            (the longest entity prefix) or ``"full"`` (dense); see ``docs/pruning.md``.
+        importance: Ranking of embedding dimensions for nested strategies:
+            ``"magnitude"`` or ``"product"`` (see :mod:`metasd_pyg.pruning.importance`).
         random_fraction: Share of the kept budget chosen at random.
         prune_every_epochs: Recompute masks every this many epochs.
         prune_every_steps: If set, recompute masks every this many steps instead.
@@ -136,6 +144,9 @@ class MetaSDConfig:
     sparsity: float = 0.9
     alpha: float = 0.5
     k_min: int = 1
+    k_max: int | None = None
+    relation_rule: str = "max"
+    importance: str = "magnitude"
     random_fraction: float = 0.0
     prune_every_epochs: int = 1
     prune_every_steps: int | None = None
@@ -158,6 +169,7 @@ class MetaSDConfig:
 
     def validate(self) -> None:
         """Raise :class:`~metasd_pyg.errors.ConfigError` naming the first invalid value."""
+        from metasd_pyg.pruning import IMPORTANCES, RELATION_RULES
         from metasd_pyg.training.losses import REGULARIZERS
         from metasd_pyg.training.meta import META_PATHS
         from metasd_pyg.training.optim import OPTIMIZERS
@@ -199,6 +211,12 @@ class MetaSDConfig:
         check(0.0 <= self.sparsity < 1.0, f"sparsity={self.sparsity}: must be in [0, 1)")
         check(0.0 <= self.random_fraction <= 1.0, "random_fraction must be in [0, 1]")
         check(self.k_min >= 1, f"k_min={self.k_min}: must be >= 1")
+        check(self.k_max is None or self.k_max >= self.k_min,
+              f"k_max={self.k_max}: must be >= k_min={self.k_min} or None")
+        check(self.relation_rule in RELATION_RULES, f"relation_rule={self.relation_rule!r}: "
+              f"expected one of {', '.join(RELATION_RULES)}")
+        check(self.importance in IMPORTANCES, f"importance={self.importance!r}: expected one of "
+              f"{', '.join(IMPORTANCES)}")
         check(self.prune_every_epochs >= 1, "prune_every_epochs must be >= 1")
         check(self.prune_every_steps is None or self.prune_every_steps >= 1,
               "prune_every_steps must be >= 1 or None")

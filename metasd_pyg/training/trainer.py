@@ -252,8 +252,10 @@ class Trainer:
                 from metasd_pyg.pruning import Pruner
 
                 self.pruner = Pruner(cfg.strategy, cfg.sparsity, alpha=cfg.alpha,
-                                     k_min=cfg.k_min, random_fraction=cfg.random_fraction,
-                                     seed=cfg.seed)
+                                     k_min=cfg.k_min, k_max=cfg.k_max,
+                                     relation_rule=cfg.relation_rule,
+                                     importance=cfg.importance,
+                                     random_fraction=cfg.random_fraction, seed=cfg.seed)
             if cfg.mode == "metasd":
                 if schedule is None:
                     from metasd_pyg.pruning import PruningSchedule

@@ -199,3 +199,15 @@ def test_keyword_api() -> None:
     res2 = train_metasd(graph, model="distmult", dim=8, sparsity=0.5, epochs=1, batch_size=16,
                         quiz_fraction=0.1, meta=False, progress=False)
     assert res2.config.model == "distmult" and res2.student_test is not None
+
+
+def test_pruner_options_reach_the_pruner() -> None:
+    trainer = _trainer(_cfg(strategy="degree", k_max=3, relation_rule="full",
+                            importance="product", sparsity=0.6))
+    pruner = trainer.pruner
+    assert pruner is not None
+    assert (pruner.k_max, pruner.relation_rule, pruner.importance) == (3, "full", "product")
+    with pytest.raises(ConfigError, match="k_max"):
+        MetaSDConfig(k_min=4, k_max=2)
+    with pytest.raises(ConfigError, match="relation_rule"):
+        MetaSDConfig(relation_rule="min")
