@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # Where the benchmark archives live (tests and CI read them from here).
-export METASD_DATA_ROOT ?= $(abspath ../shared/datasets)
+# Default: ../shared/datasets next to the clone, else this workplace's shared copy.
+export METASD_DATA_ROOT ?= $(firstword $(wildcard $(abspath ../shared/datasets) /work/shared/datasets))
 
 .PHONY: setup run test lint
 
