@@ -18,6 +18,10 @@ from metasd_pyg.data import (
     write_ogb_wikikg2,
 )
 from metasd_pyg.errors import ConfigError, DataError, MetaSDError, RunFolderError
+from metasd_pyg.evaluation import EvaluationResult, compare, evaluate
+from metasd_pyg.models import build_model
+from metasd_pyg.pruning import Pruner
+from metasd_pyg.training import MetaSD, MetaSDConfig, Trainer, TrainResult, train_metasd
 
 __version__ = "0.1.0"
 
@@ -25,11 +29,21 @@ __all__ = [
     "DATASET_NAMES",
     "ConfigError",
     "DataError",
+    "EvaluationResult",
     "KnowledgeGraph",
+    "MetaSD",
+    "MetaSDConfig",
     "MetaSDError",
+    "Pruner",
     "RunFolderError",
+    "TrainResult",
+    "Trainer",
     "__version__",
+    "build_model",
+    "compare",
+    "evaluate",
     "generate_synthetic",
     "load_dataset",
+    "train_metasd",
     "write_ogb_wikikg2",
 ]
