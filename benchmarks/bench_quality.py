@@ -47,8 +47,8 @@ PROTOCOL: dict[str, Any] = dict(
 #: budget (a few epochs at the official batch size and learning rate, validation
 #: on a fixed 2,000-query subset every epoch, full valid/test at the end).
 DATASET_OVERRIDES: dict[str, dict[str, Any]] = {
-    "fb15k-237": dict(batch_size=1000, lr=0.1, epochs=3, eval_every=1, valid_max_queries=2000),
-    "wn18rr": dict(batch_size=1000, lr=0.1, epochs=3, eval_every=1, valid_max_queries=2000),
+    "fb15k-237": dict(batch_size=1000, lr=0.1, epochs=2, eval_every=1, valid_max_queries=2000),
+    "wn18rr": dict(batch_size=1000, lr=0.1, epochs=2, eval_every=1, valid_max_queries=2000),
 }
 
 #: Method name -> configuration overrides.
@@ -57,6 +57,7 @@ METHODS: dict[str, dict[str, Any]] = {
     "metasd-global": dict(mode="metasd", strategy="global"),
     "metasd-aligned": dict(mode="metasd", strategy="aligned"),
     "metasd-degree": dict(mode="metasd", strategy="degree"),
+    "metasd-degree-kmax": dict(mode="metasd", strategy="degree", k_max=32),
     "nometa-degree": dict(mode="metasd", strategy="degree", meta=False),
     "dense-same-nnz": dict(mode="dense_same_nnz"),
     "oneshot-global": dict(mode="oneshot", strategy="global", finetune_epochs=30),
