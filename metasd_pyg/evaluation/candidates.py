@@ -26,13 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.nn.kge import ComplEx, DistMult, KGEModel, RotatE, TransE
 
-from metasd_pyg.models.scoring import Weights, head_query, tail_query
-
-
-def _table(model: KGEModel, weights: Weights | None, name: str) -> Tensor:
-    if weights is not None and name in weights:
-        return weights[name]
-    return model.get_parameter(name)
+from metasd_pyg.models.scoring import Weights, head_query, parameter, tail_query
 
 
 def score_candidates(
@@ -62,7 +56,7 @@ def score_candidates(
     q = head_query(model, rel, entity, weights) if head else tail_query(model, entity, rel, weights)
 
     def rows(name: str) -> Tensor:
-        return _table(model, weights, name).index_select(0, flat).view(B, C, -1)
+        return parameter(model, weights, name).index_select(0, flat).view(B, C, -1)
 
     if isinstance(model, ComplEx | RotatE):
         re, im = rows("node_emb.weight"), rows("node_emb_im.weight")

@@ -46,7 +46,13 @@ from metasd_pyg.evaluation.result import EvaluationResult
 from metasd_pyg.evaluation.sorting import stable_argsort, unique_inverse
 from metasd_pyg.evaluation.streaming import RankingEvaluator
 from metasd_pyg.models.factory import model_name
-from metasd_pyg.models.scoring import ENTITY_TABLES, Weights, score_heads, score_tails
+from metasd_pyg.models.scoring import (
+    ENTITY_TABLES,
+    Weights,
+    parameter,
+    score_heads,
+    score_tails,
+)
 
 if TYPE_CHECKING:
     from metasd_pyg.data.graph import KnowledgeGraph
@@ -76,12 +82,6 @@ def subset_indices(num_triples: int, max_queries: int | None, seed: int = 0) -> 
 def _entity_tables(model: KGEModel) -> list[str]:
     names = {n for n, _ in model.named_parameters()}
     return [n for n in ENTITY_TABLES if n in names]
-
-
-def _table(model: KGEModel, weights: Weights | None, name: str) -> Tensor:
-    if weights is not None and name in weights:
-        return weights[name]
-    return model.get_parameter(name)
 
 
 def _ogb_side(
@@ -261,7 +261,7 @@ def evaluate(
     elem = model.get_parameter("node_emb.weight").element_size()
     if protocol == "ogb":
         cands = {s: graph.candidates[split][f"{s}_neg"][idx] for s in ("tail", "head")}
-        width = sum(_table(model, weights, n).size(-1) for n in _entity_tables(model))
+        width = sum(parameter(model, weights, n).size(-1) for n in _entity_tables(model))
         n_cand = 1 + max(int(c.size(1)) for c in cands.values())
         step = chunk_size(candidate_query_bytes(n_cand, width, elem), memory_budget_mb,
                           batch_size)
@@ -269,7 +269,7 @@ def evaluate(
         step = chunk_size(full_query_bytes(graph.num_entities, elem), memory_budget_mb,
                           batch_size)
     # Finite parameters give NaN-free scores: skip the NaN scan of every score matrix.
-    finite = protocol == "ogb" or all(bool(torch.isfinite(_table(model, weights, n)).all())
+    finite = protocol == "ogb" or all(bool(torch.isfinite(parameter(model, weights, n)).all())
                                       for n, _ in model.named_parameters())
     todo = ("tail", "head") if sides == "both" else (sides,)
     logger.debug("evaluating %s on %s/%s: %d triples, sides %s, chunks of %d", label,

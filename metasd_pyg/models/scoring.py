@@ -38,7 +38,8 @@ def model_weights(model: KGEModel) -> dict[str, Tensor]:
     return dict(model.named_parameters())
 
 
-def _w(model: KGEModel, weights: Weights | None, name: str) -> Tensor:
+def parameter(model: KGEModel, weights: Weights | None, name: str) -> Tensor:
+    """Parameter ``name`` of ``model``, or its override in ``weights`` if there is one."""
     if weights is not None and name in weights:
         return weights[name]
     return model.get_parameter(name)
@@ -68,7 +69,7 @@ def _entity_matrix(
     """
 
     def rows(name: str) -> Tensor:
-        table = _w(model, weights, name)
+        table = parameter(model, weights, name)
         return table if candidates is None else table[candidates]
 
     re = rows("node_emb.weight")
@@ -92,7 +93,7 @@ def _distance(query: Tensor, cand: Tensor, p: float) -> Tensor:
 
 
 def _rotation(model: KGEModel, weights: Weights | None, rel: Tensor) -> tuple[Tensor, Tensor]:
-    theta = _w(model, weights, "rel_emb.weight")[rel]
+    theta = parameter(model, weights, "rel_emb.weight")[rel]
     return torch.cos(theta), torch.sin(theta)
 
 
@@ -100,21 +101,21 @@ def tail_query(
     model: KGEModel, head: Tensor, rel: Tensor, weights: Weights | None = None
 ) -> Tensor:
     """Query vectors ``[B, D']`` of ``(head, rel, ?)`` in the candidate space."""
-    h_re = _w(model, weights, "node_emb.weight")[head]
+    h_re = parameter(model, weights, "node_emb.weight")[head]
     if isinstance(model, ComplEx):
-        h_im = _w(model, weights, "node_emb_im.weight")[head]
-        r_re = _w(model, weights, "rel_emb.weight")[rel]
-        r_im = _w(model, weights, "rel_emb_im.weight")[rel]
+        h_im = parameter(model, weights, "node_emb_im.weight")[head]
+        r_re = parameter(model, weights, "rel_emb.weight")[rel]
+        r_im = parameter(model, weights, "rel_emb_im.weight")[rel]
         return torch.cat([h_re * r_re - h_im * r_im, h_im * r_re + h_re * r_im], dim=-1)
     if isinstance(model, DistMult):
-        return h_re * _w(model, weights, "rel_emb.weight")[rel]
+        return h_re * parameter(model, weights, "rel_emb.weight")[rel]
     if isinstance(model, RotatE):
-        h_im = _w(model, weights, "node_emb_im.weight")[head]
+        h_im = parameter(model, weights, "node_emb_im.weight")[head]
         c, s = _rotation(model, weights, rel)
         return torch.cat([c * h_re - s * h_im, c * h_im + s * h_re], dim=-1)
     if isinstance(model, TransE):
         h = F.normalize(h_re, p=model.p_norm, dim=-1)
-        return h + _w(model, weights, "rel_emb.weight")[rel]
+        return h + parameter(model, weights, "rel_emb.weight")[rel]
     raise TypeError(f"unsupported model {type(model).__name__}")
 
 
@@ -122,22 +123,22 @@ def head_query(
     model: KGEModel, rel: Tensor, tail: Tensor, weights: Weights | None = None
 ) -> Tensor:
     """Query vectors ``[B, D']`` of ``(?, rel, tail)`` in the candidate space."""
-    t_re = _w(model, weights, "node_emb.weight")[tail]
+    t_re = parameter(model, weights, "node_emb.weight")[tail]
     if isinstance(model, ComplEx):
-        t_im = _w(model, weights, "node_emb_im.weight")[tail]
-        r_re = _w(model, weights, "rel_emb.weight")[rel]
-        r_im = _w(model, weights, "rel_emb_im.weight")[rel]
+        t_im = parameter(model, weights, "node_emb_im.weight")[tail]
+        r_re = parameter(model, weights, "rel_emb.weight")[rel]
+        r_im = parameter(model, weights, "rel_emb_im.weight")[rel]
         return torch.cat([r_re * t_re + r_im * t_im, r_re * t_im - r_im * t_re], dim=-1)
     if isinstance(model, DistMult):
-        return t_re * _w(model, weights, "rel_emb.weight")[rel]
+        return t_re * parameter(model, weights, "rel_emb.weight")[rel]
     if isinstance(model, RotatE):
         # |r| = 1, so ||h o r - t|| = ||h - t o conj(r)||.
-        t_im = _w(model, weights, "node_emb_im.weight")[tail]
+        t_im = parameter(model, weights, "node_emb_im.weight")[tail]
         c, s = _rotation(model, weights, rel)
         return torch.cat([c * t_re + s * t_im, c * t_im - s * t_re], dim=-1)
     if isinstance(model, TransE):
         t = F.normalize(t_re, p=model.p_norm, dim=-1)
-        return t - _w(model, weights, "rel_emb.weight")[rel]
+        return t - parameter(model, weights, "rel_emb.weight")[rel]
     raise TypeError(f"unsupported model {type(model).__name__}")
 
 
@@ -187,13 +188,13 @@ def score_relations(
     Used by the relation-prediction auxiliary loss (Chen et al. 2021,
     https://arxiv.org/abs/2110.02834).
     """
-    h_re = _w(model, weights, "node_emb.weight")[head]
-    t_re = _w(model, weights, "node_emb.weight")[tail]
-    rel_re = _w(model, weights, "rel_emb.weight")
+    h_re = parameter(model, weights, "node_emb.weight")[head]
+    t_re = parameter(model, weights, "node_emb.weight")[tail]
+    rel_re = parameter(model, weights, "rel_emb.weight")
     if isinstance(model, ComplEx):
-        h_im = _w(model, weights, "node_emb_im.weight")[head]
-        t_im = _w(model, weights, "node_emb_im.weight")[tail]
-        rel_im = _w(model, weights, "rel_emb_im.weight")
+        h_im = parameter(model, weights, "node_emb_im.weight")[head]
+        t_im = parameter(model, weights, "node_emb_im.weight")[tail]
+        rel_im = parameter(model, weights, "rel_emb_im.weight")
         q = torch.cat([h_re * t_re + h_im * t_im, h_re * t_im - h_im * t_re], dim=-1)
         return q @ torch.cat([rel_re, rel_im], dim=-1).t()
     if isinstance(model, DistMult):
@@ -203,8 +204,8 @@ def score_relations(
         t = F.normalize(t_re, p=model.p_norm, dim=-1)
         return -torch.cdist(t - h, rel_re, p=model.p_norm)
     if isinstance(model, RotatE):
-        h_im = _w(model, weights, "node_emb_im.weight")[head]
-        t_im = _w(model, weights, "node_emb_im.weight")[tail]
+        h_im = parameter(model, weights, "node_emb_im.weight")[head]
+        t_im = parameter(model, weights, "node_emb_im.weight")[tail]
         c, s = torch.cos(rel_re), torch.sin(rel_re)  # [R, D]
         re = c[None] * h_re[:, None] - s[None] * h_im[:, None] - t_re[:, None]
         im = c[None] * h_im[:, None] + s[None] * h_re[:, None] - t_im[:, None]
