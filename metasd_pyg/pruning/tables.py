@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor, nn
 
 from metasd_pyg.models.scoring import ENTITY_TABLES, RELATION_TABLES
@@ -103,11 +102,3 @@ def layout_weights(
         out[name] = w.detach()
     return out
 
-
-def empty_like_layout(layout: TableLayout, device: torch.device) -> dict[str, Tensor]:
-    """All-false masks of the layout's tables."""
-    return {
-        n: torch.zeros(layout.rows[g], layout.dim, dtype=torch.bool, device=device)
-        for g in GROUPS
-        for n in layout.groups[g]
-    }

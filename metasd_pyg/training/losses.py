@@ -444,12 +444,3 @@ def mutual_logit_loss(
                                          student_weight)
     return out
 
-
-def is_bilinear(model: KGEModel) -> bool:
-    """Whether ``model`` is ComplEx or DistMult (DURA applies)."""
-    return isinstance(model, ComplEx | DistMult)
-
-
-def is_distance(model: KGEModel) -> bool:
-    """Whether ``model`` is TransE or RotatE."""
-    return isinstance(model, TransE | RotatE)

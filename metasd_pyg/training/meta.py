@@ -63,7 +63,6 @@ from torch_geometric.nn.kge import KGEModel
 from metasd_pyg.errors import ConfigError
 from metasd_pyg.training.callbacks import Callback, StepContext
 from metasd_pyg.training.losses import (
-    distillation_loss,
     entity_cross_entropy,
     regularizer,
     tail_logits,
@@ -75,41 +74,6 @@ if TYPE_CHECKING:
 
 #: Meta-gradient paths accepted by :func:`meta_gradient` and :class:`MetaStep`.
 META_PATHS: tuple[str, ...] = ("official", "full")
-
-
-def virtual_loss(
-    model: KGEModel,
-    batch: Tensor,
-    target: Tensor,
-    teacher_logits: Tensor,
-    student_logits: Tensor,
-    student_view: Mapping[str, Tensor],
-    *,
-    temperature: float = 3.0,
-    distill_weights: tuple[float, float] = (3.0, 1.0),
-    regularizer_name: str = "dura",
-    regularizer_weight: float = 0.0,
-) -> Tensor:
-    r"""Loss :math:`L_v` of the virtual step (the student's loss, teacher targets with grad).
-
-    Args:
-        model: The PyG KGE model.
-        batch: ``[B, 3]`` training rows.
-        target: ``[B]`` answer column of each row in the logits.
-        teacher_logits: ``[B, C]`` teacher scores (not detached).
-        student_logits: ``[B, C]`` student scores.
-        student_view: The masked weights the student logits came from (regulariser).
-        temperature: Distillation temperature.
-        distill_weights: ``(w_TS, w_ST)``, weights of :math:`\mathrm{KL}(T\|S)` and
-            :math:`\mathrm{KL}(S\|T)`.
-        regularizer_name: ``"dura"``, ``"n3"`` or ``"none"``.
-        regularizer_weight: Its weight.
-    """
-    loss = entity_cross_entropy(student_logits, target)
-    loss = loss + regularizer(regularizer_name, model, batch, regularizer_weight, student_view)
-    return loss + distillation_loss(
-        teacher_logits, student_logits, temperature, distill_weights[0], distill_weights[1]
-    )
 
 
 def virtual_logit_grad(
