@@ -33,15 +33,6 @@ DESCRIPTIONS: dict[str, str] = {
     "nations": "Nations, tiny (Kok & Domingos 2007)",
 }
 
-#: Base names looked for in a data root, by dataset.
-FILE_STEMS: dict[str, tuple[str, ...]] = {
-    "fb15k-237": ("FB15k-237", "fb15k237"),
-    "wn18rr": ("WN18RR",),
-    "umls": ("umls",),
-    "kinship": ("kinship",),
-    "nations": ("nations",),
-}
-
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     """Add the ``datasets`` subcommand and its ``list`` / ``info`` / ``verify`` actions.
@@ -82,6 +73,7 @@ def _root(path: str | None) -> Path:
 def run_list(args: argparse.Namespace) -> dict[str, Any]:
     """Run ``datasets list``."""
     from metasd_pyg.data import DATASET_NAMES
+    from metasd_pyg.data.loader import _FILE_STEMS as FILE_STEMS
     from metasd_pyg.data.sources import find_in_root
 
     root = _root(args.data_root)
@@ -162,6 +154,7 @@ def run_verify(args: argparse.Namespace) -> dict[str, Any]:
     """Run ``datasets verify``: checksums of known/listed files, then a test load."""
     from metasd_pyg.data import load_dataset
     from metasd_pyg.data.checksums import ARCHIVE_SHA256, sha256_file
+    from metasd_pyg.data.loader import _FILE_STEMS as FILE_STEMS
     from metasd_pyg.data.sources import find_in_root
 
     root = Path(args.root).expanduser()
