@@ -1,6 +1,9 @@
+import copy
+
 import torch
 
 from metasd_pyg.data import KnowledgeGraph
+from metasd_pyg.models import model_weights
 
 
 def random_graph(E=30, R=4, n_train=150, n_valid=20, n_test=25, seed=0, name="toy"):
@@ -38,3 +41,15 @@ def brute_rank(scores_row, target, excluded, tie):
         return float(n)
     opt, pess = 1 + gt, 1 + gt + eq
     return {"optimistic": opt, "pessimistic": pess, "realistic": (opt + pess) / 2}[tie]
+
+
+def masked_twin(model, seed, drop):
+    """Randomly masked weights of ``model`` and a deep copy holding them as parameters."""
+    gen = torch.Generator().manual_seed(seed)
+    masked = {k: v.detach() * (torch.rand(v.shape, generator=gen) > drop)
+              for k, v in model_weights(model).items()}
+    twin = copy.deepcopy(model)
+    with torch.no_grad():
+        for k, p in twin.named_parameters():
+            p.copy_(masked[k])
+    return masked, twin

@@ -1,4 +1,3 @@
-import copy
 import json
 
 import numpy as np
@@ -7,8 +6,8 @@ import torch
 
 from metasd_pyg.errors import ConfigError
 from metasd_pyg.evaluation import RankingEvaluator, evaluate
-from metasd_pyg.models import MODEL_NAMES, build_model, model_weights, score_tails
-from tests.evaluation.helpers import brute_rank, known_triples, random_graph
+from metasd_pyg.models import MODEL_NAMES, build_model, score_tails
+from tests.evaluation.helpers import brute_rank, known_triples, masked_twin, random_graph
 
 E, R, D = 30, 4, 6
 
@@ -104,13 +103,7 @@ def test_reciprocal_and_direct_agree_for_conjugate_inverse_rows(graph):
 def test_masked_weights_evaluate_the_masked_model(graph, name):
     torch.manual_seed(4)
     model = build_model(name, E, R, D)
-    gen = torch.Generator().manual_seed(0)
-    masked = {k: v.detach() * (torch.rand(v.shape, generator=gen) > 0.5)
-              for k, v in model_weights(model).items()}
-    copy_model = copy.deepcopy(model)
-    with torch.no_grad():
-        for k, p in copy_model.named_parameters():
-            p.copy_(masked[k])
+    masked, copy_model = masked_twin(model, seed=0, drop=0.5)
     got = evaluate(model, graph, "test", weights=masked)
     ref = evaluate(copy_model, graph, "test")
     assert got.ranks.equals(ref.ranks)

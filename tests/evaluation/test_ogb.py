@@ -6,7 +6,7 @@ from ogb.linkproppred import Evaluator
 from metasd_pyg.data import KnowledgeGraph
 from metasd_pyg.evaluation import RankingEvaluator, candidate_ranks, evaluate, rank_metrics
 from metasd_pyg.models import MODEL_NAMES, build_model
-from tests.evaluation.helpers import random_graph
+from tests.evaluation.helpers import masked_twin, random_graph
 
 E, R, D, C = 60, 5, 8, 12
 
@@ -105,20 +105,10 @@ def test_ogb_chunk_size_invariance_and_streaming():
 
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_ogb_masked_weights_score_queries_and_candidates(name):
-    import copy
-
-    from metasd_pyg.models import model_weights
-
     graph = graph_with_candidates(seed=5)
     torch.manual_seed(2)
     model = build_model(name, E, R, D)
-    gen = torch.Generator().manual_seed(1)
-    masked = {k: v.detach() * (torch.rand(v.shape, generator=gen) > 0.4)
-              for k, v in model_weights(model).items()}
-    twin = copy.deepcopy(model)
-    with torch.no_grad():
-        for k, p in twin.named_parameters():
-            p.copy_(masked[k])
+    masked, twin = masked_twin(model, seed=1, drop=0.4)
     got = evaluate(model, graph, "test", weights=masked, batch_size=5)
     ref = evaluate(twin, graph, "test", batch_size=5)
     np.testing.assert_allclose(got.ranks["rank"], ref.ranks["rank"])
