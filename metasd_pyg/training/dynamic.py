@@ -107,9 +107,7 @@ class DynamicPruning(Callback):
             self.recompute(trainer, ctx.epoch, s)
 
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
-        """Record the epoch's churn (mean over recomputes) and the realised sparsity."""
+        """Record the epoch's churn (mean over recomputes); the trainer records the sparsity."""
         if self._churns:
             logs["mask_churn"] = sum(self._churns) / len(self._churns)
             logs["mask_recomputes"] = len(self._churns)
-        if trainer.masks is not None:
-            logs["sparsity"] = 1.0 - mask_density(trainer.masks)

@@ -266,9 +266,9 @@ class MetaStep(Callback):
 
     On a due step it draws a quiz batch from ``trainer.quiz_triples`` (a slice
     of the training triples held out of the training stream), computes
-    :func:`meta_gradient` from the step's own forwards (no extra forward on
-    the training batch) and queues a step of its own optimiser (``meta_lr``)
-    on the teacher's parameters.
+    :func:`meta_gradient` with its own twice-differentiable forwards on the
+    first ``batch_size`` rows of the step's batch, and queues a step of its
+    own optimiser (``meta_lr``) on the teacher's parameters.
 
     Args:
         every: Run the meta step every ``every`` training steps (1 = every step).

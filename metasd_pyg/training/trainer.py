@@ -354,19 +354,16 @@ class Trainer:
         if cfg.loss == "sampled":
             cand, target = sample_candidates(batch, self.graph.num_entities, cfg.num_negatives,
                                              self.generator)
-        logs: dict[str, float] = {}
         params = dict(self.model.named_parameters())
 
-        if phase == "finetune":  # one-shot pruning: masked model alone, mask fixed
-            assert self.masks is not None
-            view = student_weights(params, self.masks)
-            z = tail_logits(self.model, batch, view, cand)
-            loss = self._losses(batch, view, z, target)
-            self._apply(loss, [])
-            return {"loss": float(loss.detach())}
-        if phase in ("teacher", "dense_same_nnz"):
-            z = tail_logits(self.model, batch, None, cand)
-            loss = self._losses(batch, None, z, target)
+        if phase != "metasd":
+            # one model: the masked one for one-shot fine-tuning (mask fixed), else dense
+            single: dict[str, Tensor] | None = None
+            if phase == "finetune":
+                assert self.masks is not None
+                single = student_weights(params, self.masks)
+            z = tail_logits(self.model, batch, single, cand)
+            loss = self._losses(batch, single, z, target)
             self._apply(loss, [])
             return {"loss": float(loss.detach())}
 
@@ -388,7 +385,7 @@ class Trainer:
         self._apply(loss, ctx.updates)
         for part in self.parts:
             part.on_step_end(self, ctx)
-        logs.update(ctx.logs)
+        logs = dict(ctx.logs)
         logs["loss"] = float(loss.detach())
         return logs
 

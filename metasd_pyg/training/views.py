@@ -21,7 +21,7 @@ from metasd_pyg.pruning import apply_masks
 def student_weights(
     weights: Mapping[str, Tensor], masks: Mapping[str, Tensor]
 ) -> dict[str, Tensor]:
-    """Masked tables ``weights[n] * masks[n]`` (unmasked names passed through).
+    """Masked tables ``where(masks[n], weights[n], 0)`` (unmasked names passed through).
 
     Thin wrapper of :func:`metasd_pyg.pruning.apply_masks` (kept here so the
     training code has one place that builds student views).
@@ -30,7 +30,7 @@ def student_weights(
         weights: Parameter name -> tensor (the teacher's parameters or leaf copies).
         masks: Parameter name -> bool mask of the same shape.
     """
-    return apply_masks(dict(weights), dict(masks))
+    return apply_masks(weights, masks)
 
 
 def leaf_copies(weights: Mapping[str, Tensor]) -> dict[str, Tensor]:
