@@ -31,7 +31,10 @@ def _folder(tmp_path: Path, **override: bytes | None) -> Path:
     return folder
 
 
-def _one_line(exc: pytest.ExceptionInfo) -> str:
+def _load_error(*args, error: type[Exception] = DataError, **kwargs) -> str:
+    """The one-line message of the ``error`` that ``load_dataset(*args, **kwargs)`` raises."""
+    with pytest.raises(error) as exc:
+        load_dataset(*args, **kwargs)
     msg = str(exc.value)
     assert "\n" not in msg
     return msg
@@ -45,9 +48,7 @@ def test_good_folder_loads(tmp_path):
 
 def test_wrong_number_of_columns_names_file_and_line(tmp_path):
     folder = _folder(tmp_path, train_txt=b"a\tr\tb\nb\tr\nc\ts\ta\n")
-    with pytest.raises(DataError) as exc:
-        load_dataset(str(folder), cache_dir=tmp_path / "c")
-    msg = _one_line(exc)
+    msg = _load_error(str(folder), cache_dir=tmp_path / "c")
     assert f"{folder / 'train.txt'}:2:" in msg and "found 2" in msg
 
 
@@ -65,23 +66,19 @@ def test_empty_column_is_refused(tmp_path):
 
 def test_empty_split_file(tmp_path):
     folder = _folder(tmp_path, valid_txt=b"\r\n  \n")
-    with pytest.raises(DataError) as exc:
-        load_dataset(str(folder), cache_dir=tmp_path / "c")
-    assert f"{folder / 'valid.txt'}: no triples" in _one_line(exc)
+    msg = _load_error(str(folder), cache_dir=tmp_path / "c")
+    assert f"{folder / 'valid.txt'}: no triples" in msg
 
 
 def test_missing_split_file(tmp_path):
     folder = _folder(tmp_path, test_txt=None)
-    with pytest.raises(DataError) as exc:
-        load_dataset(str(folder), cache_dir=tmp_path / "c")
-    assert "missing test.txt" in _one_line(exc) and str(folder) in str(exc.value)
+    msg = _load_error(str(folder), cache_dir=tmp_path / "c")
+    assert "missing test.txt" in msg and str(folder) in msg
 
 
 def test_not_utf8_names_line(tmp_path):
     folder = _folder(tmp_path, train_txt=b"a\tr\tb\nb\tr\tc\nc\ts\t\xe9t\xe9\n")
-    with pytest.raises(DataError) as exc:
-        load_dataset(str(folder), cache_dir=tmp_path / "c")
-    msg = _one_line(exc)
+    msg = _load_error(str(folder), cache_dir=tmp_path / "c")
     assert f"{folder / 'train.txt'}:3:" in msg and "not UTF-8" in msg
 
 
@@ -100,9 +97,7 @@ def test_crlf_trailing_whitespace_and_duplicates(tmp_path):
 
 
 def test_unknown_dataset_name_lists_known_ones(tmp_path):
-    with pytest.raises(ConfigError) as exc:
-        load_dataset("fb15k-238", cache_dir=tmp_path)
-    msg = _one_line(exc)
+    msg = _load_error("fb15k-238", cache_dir=tmp_path, error=ConfigError)
     assert "'fb15k-238'" in msg and all(n in msg for n in DATASET_NAMES)
 
 
@@ -112,9 +107,7 @@ def test_missing_path(tmp_path):
 
 
 def test_missing_known_dataset_says_where_and_how(tmp_path):
-    with pytest.raises(DataError) as exc:
-        load_dataset("fb15k-237", tmp_path / "empty", cache_dir=tmp_path / "c", download=False)
-    msg = _one_line(exc)
+    msg = _load_error("fb15k-237", tmp_path / "empty", cache_dir=tmp_path / "c", download=False)
     assert "FB15k-237.tar.gz" in msg and str(tmp_path / "empty") in msg
     assert "METASD_DATA_ROOT" in msg and "--data-root" in msg
 
@@ -151,9 +144,7 @@ def test_tar_member_escaping_is_refused(tmp_path, kind):
     box = tmp_path / "box"
     box.mkdir()
     archive = _tar(box / "evil.tar.gz", [*_good_members(), _evil(kind)])
-    with pytest.raises(DataError) as exc:
-        load_dataset(str(archive), cache_dir=box / "cache")
-    msg = _one_line(exc)
+    msg = _load_error(str(archive), cache_dir=box / "cache")
     assert str(archive) in msg and "refused" in msg
     assert not (tmp_path / "escaped.txt").exists() and not (tmp_path / "outside.txt").exists()
     assert not Path("/tmp/escaped-absolute.txt").exists()
@@ -214,9 +205,7 @@ def test_checksum_mismatch_of_known_archive(tmp_path):
     root.mkdir()
     fake = _tar(root / "FB15k-237.tar.gz", _good_members())
     before = fake.read_bytes()
-    with pytest.raises(DataError) as exc:
-        load_dataset("fb15k-237", root, cache_dir=tmp_path / "c", download=False)
-    msg = _one_line(exc)
+    msg = _load_error("fb15k-237", root, cache_dir=tmp_path / "c", download=False)
     assert str(fake) in msg and "SHA-256" in msg and "does not match" in msg
     assert fake.read_bytes() == before
 
