@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import IO, Any
 
+from metasd_pyg.errors import ConfigError
 from metasd_pyg.runs.atomic import to_jsonable
 
 
@@ -72,3 +74,23 @@ def human_bytes(n: int | float | None) -> str:
             return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
         size /= 1024
     return f"{size:.1f} GiB"
+
+
+def check_output(path: str | Path, overwrite: bool, suffixes: tuple[str, ...] = ()) -> Path:
+    """Refuse to replace an existing file without ``--overwrite``; check its folder.
+
+    Args:
+        path: The output file.
+        overwrite: Whether replacing is allowed.
+        suffixes: Accepted suffixes (empty: any).
+    """
+    out = Path(path)
+    if suffixes and out.suffix.lower() not in suffixes:
+        raise ConfigError(f"{out}: expected a file name ending in {' or '.join(suffixes)}")
+    if out.is_dir():
+        raise ConfigError(f"{out} is a directory; give a file name")
+    if out.exists() and not overwrite:
+        raise ConfigError(f"{out} already exists; pass --overwrite to replace it")
+    if not out.parent.exists():
+        raise ConfigError(f"folder {out.parent} does not exist")
+    return out

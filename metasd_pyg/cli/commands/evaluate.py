@@ -10,8 +10,7 @@ from typing import Any
 
 import torch
 
-from metasd_pyg.cli.commands.report import check_output
-from metasd_pyg.cli.output import text_table
+from metasd_pyg.cli.output import check_output, text_table
 from metasd_pyg.errors import ConfigError, RunFolderError
 
 EPILOG = """\

@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from metasd_pyg.cli.commands.report import check_output
-from metasd_pyg.cli.output import human_bytes
+from metasd_pyg.cli.output import check_output, human_bytes
 
 EPILOG = """\
 examples:

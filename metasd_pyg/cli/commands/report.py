@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
-from metasd_pyg.cli.output import human_bytes
+from metasd_pyg.cli.output import check_output, human_bytes
 from metasd_pyg.errors import ConfigError
 
 EPILOG = """\
@@ -43,26 +42,6 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="bootstrap resamples of the paired differences (default: 1000)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(handler=run_report, render=render_report)
-
-
-def check_output(path: str | Path, overwrite: bool, suffixes: tuple[str, ...] = ()) -> Path:
-    """Refuse to replace an existing file without ``--overwrite``; check its folder.
-
-    Args:
-        path: The output file.
-        overwrite: Whether replacing is allowed.
-        suffixes: Accepted suffixes (empty: any).
-    """
-    out = Path(path)
-    if suffixes and out.suffix.lower() not in suffixes:
-        raise ConfigError(f"{out}: expected a file name ending in {' or '.join(suffixes)}")
-    if out.is_dir():
-        raise ConfigError(f"{out} is a directory; give a file name")
-    if out.exists() and not overwrite:
-        raise ConfigError(f"{out} already exists; pass --overwrite to replace it")
-    if not out.parent.exists():
-        raise ConfigError(f"folder {out.parent} does not exist")
-    return out
 
 
 def run_report(args: argparse.Namespace) -> dict[str, Any]:
