@@ -42,22 +42,20 @@ class _Member:
     handle: tarfile.TarInfo | zipfile.ZipInfo
 
 
+def _refused(archive: Path, raw_name: str, why: str) -> DataError:
+    return DataError(f"{archive}: member {raw_name!r} {why}; archive refused, nothing extracted")
+
+
 def _normalise(archive: Path, raw_name: str) -> str | None:
     """Relative POSIX path of a member, or ``DataError`` if it would escape."""
     name = raw_name.replace("\\", "/")
     if "\x00" in name:
         raise DataError(f"{archive}: member {raw_name!r} has a NUL byte in its name; refused")
     if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        raise DataError(
-            f"{archive}: member {raw_name!r} has an absolute path that escapes the target "
-            "folder; archive refused, nothing extracted"
-        )
+        raise _refused(archive, raw_name, "has an absolute path that escapes the target folder")
     parts = [p for p in PurePosixPath(name).parts if p not in ("", ".")]
     if ".." in parts:
-        raise DataError(
-            f"{archive}: member {raw_name!r} escapes the target folder ('..'); "
-            "archive refused, nothing extracted"
-        )
+        raise _refused(archive, raw_name, "escapes the target folder ('..')")
     return "/".join(parts) if parts else None
 
 
@@ -67,15 +65,9 @@ def _tar_members(archive: Path, tf: tarfile.TarFile) -> list[_Member]:
         name = _normalise(archive, info.name)
         if info.issym() or info.islnk():
             kind = "symbolic link" if info.issym() else "hard link"
-            raise DataError(
-                f"{archive}: member {info.name!r} is a {kind} (to {info.linkname!r}); "
-                "archive refused, nothing extracted"
-            )
+            raise _refused(archive, info.name, f"is a {kind} (to {info.linkname!r})")
         if not (info.isfile() or info.isdir()):
-            raise DataError(
-                f"{archive}: member {info.name!r} is not a regular file or folder; "
-                "archive refused, nothing extracted"
-            )
+            raise _refused(archive, info.name, "is not a regular file or folder")
         if name is not None:
             out.append(_Member(name, info.isdir(), info))
     return out
@@ -85,12 +77,8 @@ def _zip_members(archive: Path, zf: zipfile.ZipFile) -> list[_Member]:
     out = []
     for info in zf.infolist():
         name = _normalise(archive, info.filename)
-        mode = info.external_attr >> 16
-        if stat.S_ISLNK(mode):
-            raise DataError(
-                f"{archive}: member {info.filename!r} is a symbolic link; "
-                "archive refused, nothing extracted"
-            )
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise _refused(archive, info.filename, "is a symbolic link")
         if name is not None:
             out.append(_Member(name, info.is_dir(), info))
     return out
@@ -144,13 +132,8 @@ class SafeArchive:
         for m in self.members:
             if m.name == name and not m.is_dir:
                 try:
-                    if isinstance(m.handle, zipfile.ZipInfo):
-                        assert self._zip is not None
-                        return self._zip.read(m.handle)
-                    assert self._tar is not None
-                    f = self._tar.extractfile(m.handle)
-                    assert f is not None
-                    return f.read()
+                    with self._open(m) as f:
+                        return f.read()
                 except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
                     raise DataError(f"{self.path}: cannot read member {name!r} ({exc})") from None
         raise KeyError(name)
@@ -205,17 +188,20 @@ class SafeArchive:
             os.replace(tmp, target)
         return target
 
+    def _open(self, m: _Member) -> IO[bytes]:
+        src: IO[bytes] | None
+        if isinstance(m.handle, zipfile.ZipInfo):
+            assert self._zip is not None
+            src = self._zip.open(m.handle)
+        else:
+            assert self._tar is not None
+            src = self._tar.extractfile(m.handle)
+        assert src is not None
+        return src
+
     def _copy_member(self, m: _Member, dest: Path) -> None:
         try:
-            src: IO[bytes] | None
-            if isinstance(m.handle, zipfile.ZipInfo):
-                assert self._zip is not None
-                src = self._zip.open(m.handle)
-            else:
-                assert self._tar is not None
-                src = self._tar.extractfile(m.handle)
-            assert src is not None
-            with src, open(dest, "wb") as out:
+            with self._open(m) as src, open(dest, "wb") as out:
                 shutil.copyfileobj(src, out, 1 << 22)
         except (tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
             raise DataError(f"{self.path}: cannot read member {m.name!r} ({exc})") from None
