@@ -90,6 +90,30 @@ def test_export_and_predict(umls_run, tmp_path, capsys):
     assert code == 0 and "rank" in stdout, err
 
 
+def test_export_refuses_to_replace_a_file(umls_run, tmp_path, capsys):
+    out, _ = umls_run
+    path = tmp_path / "mine.safetensors"
+    path.write_bytes(b"user data")
+    code, stdout, err = run_cli(capsys, "export", out, "--out", path)
+    assert code == 1 and "--overwrite" in err and err.count("\n") == 1 and not stdout
+    assert path.read_bytes() == b"user data"
+    code, _, err = run_cli(capsys, "export", out, "--out", path, "--overwrite", "--json")
+    assert code == 0, err
+    assert path.read_bytes() != b"user data"
+
+
+def test_report_refuses_to_replace_markdown_figures(umls_run, tmp_path, capsys):
+    out, _ = umls_run
+    figures = tmp_path / "r_figures"
+    figures.mkdir()
+    (figures / "buckets.png").write_bytes(b"user figure")
+    code, _, err = run_cli(capsys, "report", out, "--out", tmp_path / "r.html",
+                           "--markdown", tmp_path / "r.md", "--bootstrap", "10")
+    assert code == 1 and "--overwrite" in err and err.count("\n") == 1
+    assert (figures / "buckets.png").read_bytes() == b"user figure"
+    assert not (tmp_path / "r.html").exists()
+
+
 def test_datasets_list_info_verify(tmp_path, capsys):
     root = need_data("nations")
     code, stdout, err = run_cli(capsys, "datasets", "list", "--data-root", root, "--json")

@@ -53,6 +53,11 @@ def run_report(args: argparse.Namespace) -> dict[str, Any]:
     out = check_output(args.out, args.overwrite, (".html", ".htm"))
     md = check_output(args.markdown, args.overwrite, (".md", ".markdown")) \
         if args.markdown else None
+    if md is not None:
+        figures = md.with_name(md.stem + "_figures")
+        if figures.exists() and not args.overwrite:
+            raise ConfigError(f"{figures} already exists; pass --overwrite to replace "
+                              "its figures")
     return write_report(args.runs, out, markdown=md, title=args.title, n_boot=args.bootstrap)
 
 
