@@ -16,13 +16,12 @@ checksum, so a reload costs a checksum and a file read.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
 from pathlib import Path
 
-from metasd_pyg.data.archive import is_archive
+from metasd_pyg.data.archive import SPLIT_FILES, is_archive
 from metasd_pyg.data.cache import load_graph, save_graph
 from metasd_pyg.data.checksums import FILE_SHA256
 from metasd_pyg.data.graph import SPLITS, KnowledgeGraph
@@ -33,7 +32,13 @@ from metasd_pyg.data.paths import (
     resolve_data_root,
 )
 from metasd_pyg.data.pyg_source import PYG_DATASETS, build_with_pyg, download_raw
-from metasd_pyg.data.sources import Located, find_in_root, locate_archive, locate_folder
+from metasd_pyg.data.sources import (
+    Located,
+    find_in_root,
+    locate_archive,
+    locate_folder,
+    split_key,
+)
 from metasd_pyg.data.text import graph_from_columns, parse_split
 from metasd_pyg.errors import ConfigError, DataError
 
@@ -95,8 +100,7 @@ def _load_known(dataset: str, root: Path, cache_dir: Path, *, progress: bool,
     if not (pyg and download):
         raise _missing(dataset, root)
     # Downloaded files must match the known checksums, so their cache key is known upfront.
-    key = hashlib.sha256(",".join(FILE_SHA256[dataset][f"{s}.txt"] for s in SPLITS)
-                         .encode()).hexdigest()
+    key = split_key([FILE_SHA256[dataset][f] for f in SPLIT_FILES])
     stem = _stem(f"pyg-{dataset}-{key[:16]}")
     cached = load_graph(cache_dir, stem)
     if cached is not None:

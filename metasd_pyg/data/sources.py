@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,10 +75,9 @@ def split_folder(folder: Path) -> Path | None:
     return None
 
 
-def folder_key(folder: Path) -> str:
-    """Content key of a folder's three split files."""
-    sums = ",".join(sha256_file(folder / f) for f in SPLIT_FILES)
-    return hashlib.sha256(sums.encode()).hexdigest()
+def split_key(sums: Sequence[str]) -> str:
+    """Content key of a dataset from the SHA-256 of its split files (in ``SPLIT_FILES`` order)."""
+    return hashlib.sha256(",".join(sums).encode()).hexdigest()
 
 
 def locate_archive(path: Path, dataset: str | None = None) -> Located:
@@ -117,7 +117,7 @@ def locate_folder(path: Path, dataset: str | None = None) -> Located:
             "valid.txt and test.txt)"
         )
     sums = [sha256_file(folder / f) for f in SPLIT_FILES]
-    key = hashlib.sha256(",".join(sums).encode()).hexdigest()
+    key = split_key(sums)
     known = FILE_SHA256.get(dataset or "", {})
     verified = bool(known) and [known[f] for f in SPLIT_FILES] == sums
     return Located(folder, key, verified)
