@@ -161,22 +161,25 @@ class StudentArtifact:
         ]
 
 
-def read_metadata(path: str | Path) -> dict[str, Any]:
-    """The JSON metadata of a student artifact, without reading its tensors.
-
-    Args:
-        path: ``.safetensors`` file written by ``export_student``.
-    """
+def _open(path: str | Path, *, tensors: bool) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """The checked JSON metadata of a student artifact (and its tensors if asked)."""
     path = Path(path)
     if not path.is_file():
         raise ArtifactError(f"student artifact {path} does not exist")
     try:
         with safe_open(str(path), "pt") as fh:
             raw = (fh.metadata() or {}).get(METADATA_KEY)
+            if raw is None:
+                raise ArtifactError(
+                    f"{path} is a safetensors file but not a metasd-pyg student")
+            meta = _parse_metadata(path, raw)
+            loaded = {key: fh.get_tensor(key) for key in fh.keys()} if tensors else {}
     except (SafetensorError, OSError) as exc:
         raise ArtifactError(f"{path} is not a readable safetensors file ({exc})") from exc
-    if raw is None:
-        raise ArtifactError(f"{path} is a safetensors file but not a metasd-pyg student")
+    return meta, loaded
+
+
+def _parse_metadata(path: Path, raw: str) -> dict[str, Any]:
     try:
         meta: dict[str, Any] = json.loads(raw)
     except ValueError as exc:
@@ -191,6 +194,15 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return meta
 
 
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The JSON metadata of a student artifact, without reading its tensors.
+
+    Args:
+        path: ``.safetensors`` file written by ``export_student``.
+    """
+    return _open(path, tensors=False)[0]
+
+
 def load_student(path: str | Path, device: torch.device | str | None = None) -> StudentArtifact:
     """Load a student artifact into a PyG model ready for scoring.
 
@@ -201,12 +213,7 @@ def load_student(path: str | Path, device: torch.device | str | None = None) -> 
     Raises:
         ArtifactError: The file is missing, unreadable or not a student artifact.
     """
-    meta = read_metadata(path)
-    try:
-        with safe_open(str(path), "pt") as fh:
-            tensors = {key: fh.get_tensor(key) for key in fh.keys()}
-    except (SafetensorError, OSError) as exc:
-        raise ArtifactError(f"{path} is not a readable safetensors file ({exc})") from exc
+    meta, tensors = _open(path, tensors=True)
     model = build_model(
         meta["model"], int(meta["num_entities"]), int(meta["num_relations"]), int(meta["dim"]),
         reciprocal=bool(meta["reciprocal"]), margin=float(meta.get("margin", 1.0)),
