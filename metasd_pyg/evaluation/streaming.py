@@ -211,10 +211,8 @@ class RankingEvaluator:
             cols["rank"] = np.empty(0)
             return pd.DataFrame({"side": np.empty(0, dtype=object), **cols})
         codes = np.concatenate([np.full(p[5].numel(), p[0]) for p in self._parts])
-        parts: list[list[Tensor]] = [[p[1] for p in self._parts], [p[2] for p in self._parts],
-                                     [p[3] for p in self._parts], [p[4] for p in self._parts],
-                                     [p[5] for p in self._parts]]
-        cat = [torch.cat(c).numpy() for c in parts]
+        columns = list(zip(*self._parts, strict=True))[1:]  # triple, query, target, relation, rank
+        cat = [torch.cat(list(c)).numpy() for c in columns]
         return pd.DataFrame({
             "side": np.asarray(SIDES, dtype=object)[codes],
             "triple": cat[0], "query": cat[1], "target": cat[2], "relation": cat[3],
