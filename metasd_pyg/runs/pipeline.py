@@ -182,7 +182,8 @@ def train_run(
     run = RunFolder.create(out, overwrite=overwrite, resume=resume, command=command)
     config.run.out = str(out)
     run.write_config(config.to_dict())
-    run.write_versions()
+    if resume:  # a new run folder records them on creation
+        run.write_versions()
     logger.info("%s: %s", run.path, graph)
 
     from metasd_pyg.training.checkpoint import has_checkpoint
