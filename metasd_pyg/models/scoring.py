@@ -58,7 +58,7 @@ def score_triples(
     return out
 
 
-def _entity_matrix(
+def entity_matrix(
     model: KGEModel, weights: Weights | None, candidates: Tensor | None = None
 ) -> Tensor:
     """Candidate-side entity representation ``[E, D']`` (or of the candidates only).
@@ -161,7 +161,7 @@ def score_tails(
 ) -> Tensor:
     """Scores of ``(head[i], rel[i], e)`` for every entity ``e`` (``[B, E]``) or candidate."""
     query = tail_query(model, head, rel, weights)
-    return _finish(model, query, _entity_matrix(model, weights, candidates))
+    return _finish(model, query, entity_matrix(model, weights, candidates))
 
 
 def score_heads(
@@ -177,7 +177,7 @@ def score_heads(
     reciprocal relations, head prediction is ``score_tails(model, tail, rel + R)``.
     """
     query = head_query(model, rel, tail, weights)
-    return _finish(model, query, _entity_matrix(model, weights, candidates))
+    return _finish(model, query, entity_matrix(model, weights, candidates))
 
 
 def score_relations(

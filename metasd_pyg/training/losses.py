@@ -25,7 +25,14 @@ from torch import Tensor
 from torch_geometric.nn.kge import ComplEx, DistMult, KGEModel, RotatE, TransE
 
 from metasd_pyg.errors import ConfigError
-from metasd_pyg.models.scoring import Weights, score_relations, score_tails, tail_query
+from metasd_pyg.models.scoring import (
+    Weights,
+    entity_matrix,
+    parameter,
+    score_relations,
+    score_tails,
+    tail_query,
+)
 
 #: Regulariser names accepted by :func:`regularizer`.
 REGULARIZERS: tuple[str, ...] = ("dura", "n3", "none")
@@ -79,15 +86,8 @@ def _broadcast_distance_logits(
 ) -> Tensor:
     """Same values as :func:`score_tails` for TransE / RotatE, without ``cdist``."""
     query = tail_query(model, batch[:, 0], batch[:, 1], weights)
-    re = _param(model, weights, "node_emb.weight")
-    if isinstance(model, RotatE):
-        cand = torch.cat([re, _param(model, weights, "node_emb_im.weight")], dim=-1)
-        p = 2.0
-    else:
-        p = float(model.p_norm)
-        cand = F.normalize(re, p=p, dim=-1)
-    if candidates is not None:
-        cand = cand[candidates]
+    cand = entity_matrix(model, weights, candidates)
+    p = 2.0 if isinstance(model, RotatE) else float(model.p_norm)
     diff = query[:, None, :] - cand[None, :, :]
     if p == 1.0:
         dist = diff.abs().sum(-1)
@@ -174,12 +174,6 @@ def relation_cross_entropy(
     return F.cross_entropy(logits, batch[:, 1])
 
 
-def _param(model: KGEModel, weights: Weights | None, name: str) -> Tensor:
-    if weights is not None and name in weights:
-        return weights[name]
-    return model.get_parameter(name)
-
-
 def _squared_moduli(
     model: KGEModel, batch: Tensor, weights: Weights | None
 ) -> tuple[Tensor, Tensor | None, Tensor]:
@@ -190,20 +184,20 @@ def _squared_moduli(
     entry is ``None`` for RotatE (unit-modulus rotations, nothing to penalise).
     """
     h, r, t = batch[:, 0], batch[:, 1], batch[:, 2]
-    ent = _param(model, weights, "node_emb.weight")
+    ent = parameter(model, weights, "node_emb.weight")
     e2 = ent * ent
     if isinstance(model, ComplEx | RotatE):
-        ent_im = _param(model, weights, "node_emb_im.weight")
+        ent_im = parameter(model, weights, "node_emb_im.weight")
         h2 = e2[h] + (ent_im * ent_im)[h]
         t2 = e2[t] + (ent_im * ent_im)[t]
     else:
         h2, t2 = e2[h], e2[t]
     if isinstance(model, RotatE):
         return h2, None, t2
-    rel = _param(model, weights, "rel_emb.weight")[r]
+    rel = parameter(model, weights, "rel_emb.weight")[r]
     r2 = rel * rel
     if isinstance(model, ComplEx):
-        rel_im = _param(model, weights, "rel_emb_im.weight")[r]
+        rel_im = parameter(model, weights, "rel_emb_im.weight")[r]
         r2 = r2 + rel_im * rel_im
     return h2, r2, t2
 
