@@ -49,10 +49,6 @@ def index_dtype(bound: int) -> torch.dtype:
     return torch.int32
 
 
-def _nbytes(dtype: torch.dtype) -> int:
-    return torch.empty(0, dtype=dtype).element_size()
-
-
 def prefix_structure(mask: Tensor) -> tuple[Tensor, Tensor] | None:
     """Shared column order and per-row prefix lengths of a nested mask.
 
@@ -95,7 +91,7 @@ class EncodedTable:
     @property
     def nbytes(self) -> int:
         """Bytes of the stored tensors (without the file header)."""
-        return sum(t.numel() * t.element_size() for t in self.tensors.values())
+        return sum(t.nbytes for t in self.tensors.values())
 
 
 def encode_table(
@@ -122,16 +118,16 @@ def encode_table(
         raise ValueError(f"mask shape {tuple(mask.shape)} != weight shape {shape}")
     n, d = shape
     nnz = int(mask.sum())
-    b = _nbytes(dtype)
+    b = dtype.itemsize
     idx_t = index_dtype(max(d - 1, 0))
     cnt_t = index_dtype(d)
     sizes = {
         "dense": n * d * b,
-        "csr": nnz * (b + _nbytes(idx_t)) + n * _nbytes(cnt_t),
+        "csr": nnz * (b + idx_t.itemsize) + n * cnt_t.itemsize,
     }
     structure = prefix_structure(mask)
     if structure is not None:
-        sizes["prefix"] = nnz * b + n * _nbytes(cnt_t) + d * _nbytes(idx_t)
+        sizes["prefix"] = nnz * b + n * cnt_t.itemsize + d * idx_t.itemsize
     if encoding is None:
         encoding = min(sizes, key=lambda key: sizes[key])
     elif encoding not in ENCODINGS:

@@ -145,19 +145,6 @@ def flag_name(field: str) -> str:
     return "--" + field.replace("_", "-")
 
 
-def type_label(tp: Any) -> str:
-    """Short human label of a field type for ``--help`` (``INT``, ``FLOAT|none``...).
-
-    Args:
-        tp: A field type.
-    """
-    inner, nullable = _optional(tp)
-    label = getattr(inner, "__name__", str(inner)).upper()
-    if typing.get_origin(inner) in (tuple, list):
-        label = "A,B,..."
-    return label + ("|none" if nullable else "")
-
-
 def add_dataclass_flags(
     parser: argparse.ArgumentParser | Any,
     cls: type,
