@@ -34,12 +34,16 @@ from metasd_pyg.training import MetaSDConfig, Trainer
 def _methods(args: argparse.Namespace) -> dict[str, MetaSDConfig]:
     base = dict(model="complex", dim=args.dim, batch_size=args.batch_size, epochs=1,
                 progress=False, seed=0, device="cpu", strategy=args.strategy,
-                sparsity=0.9, threads=args.threads)
+                sparsity=0.9, threads=args.threads, k_max=args.k_max)
     out = {"teacher": MetaSDConfig(mode="teacher", **base)}  # type: ignore[arg-type]
     out["mutual (no meta)"] = MetaSDConfig(mode="metasd", meta=False, **base)  # type: ignore[arg-type]
     for k in args.meta_every:
         out[f"metasd meta_every={k}"] = MetaSDConfig(  # type: ignore[arg-type]
             mode="metasd", meta=True, meta_every=k, **base)
+    if args.full_width:
+        k = args.meta_every[-1]
+        out[f"metasd meta_every={k}, full-width student"] = MetaSDConfig(  # type: ignore[arg-type]
+            mode="metasd", meta=True, meta_every=k, compact_student=False, **base)
     return out
 
 
@@ -54,6 +58,10 @@ def main() -> None:
     p.add_argument("--block", type=int, default=4, help="steps per method per round")
     p.add_argument("--meta-every", type=int, nargs="+", default=[1, 2, 4])
     p.add_argument("--strategy", default="degree")
+    p.add_argument("--k-max", type=int, default=None,
+                   help="cap of the nested prefix lengths (degree strategy)")
+    p.add_argument("--full-width", action="store_true",
+                   help="add the last meta_every with compact_student=False (side by side)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", default=None, help="Markdown file to write")
     p.add_argument("--json", default=None, help="JSON file to write")
@@ -120,8 +128,8 @@ def main() -> None:
         r["ratio_vs_teacher"] = r["epoch_s"] / base_epoch
     header = (f"{args.dataset}, ComplEx dim {args.dim}, batch {args.batch_size}, "
               f"{args.steps} timed steps per method (interleaved blocks of {args.block}), "
-              f"threads {args.threads}, strategy {args.strategy}, teacher steps/epoch "
-              f"{teacher.steps_per_epoch}")
+              f"threads {args.threads}, strategy {args.strategy}, k_max {args.k_max}, "
+              f"teacher steps/epoch {teacher.steps_per_epoch}")
     lines = ["# Training cost: MetaSD vs dense teacher\n", header, "",
              "| method | step mean (s) | step median (s) | steps/epoch | mask recompute (s) |"
              " epoch (s) | ratio vs teacher |", "|---|---|---|---|---|---|---|"]

@@ -104,6 +104,11 @@ class MetaSDConfig:
         device: ``"auto"`` (CUDA if available, else CPU) or a torch device string.
         progress: Show a tqdm progress bar on stderr.
         threads: If set, ``torch.set_num_threads`` for the run.
+        compact_student: Score the student on the columns some entity row
+            keeps only (:func:`~metasd_pyg.training.views.compact_view`): the
+            same logits, cheaper matrix products when the masks leave whole
+            columns empty (aligned, or nested with ``k_max``). ComplEx and
+            DistMult only; ``False`` scores on the full masked tables.
         flush_denormal: On CPU, flush denormal floats to zero during
             :meth:`~metasd_pyg.training.trainer.Trainer.fit` (restored to off
             afterwards). Confident 1-N softmaxes produce denormal
@@ -162,6 +167,7 @@ class MetaSDConfig:
     device: str = "auto"
     progress: bool = True
     threads: int | None = None
+    compact_student: bool = True
     flush_denormal: bool = True
 
     def __post_init__(self) -> None:

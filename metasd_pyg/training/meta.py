@@ -67,7 +67,7 @@ from metasd_pyg.training.losses import (
     regularizer,
     tail_logits,
 )
-from metasd_pyg.training.views import leaf_copies, student_weights
+from metasd_pyg.training.views import compact_view, leaf_copies, student_weights
 
 if TYPE_CHECKING:
     from metasd_pyg.training.trainer import Trainer
@@ -151,6 +151,7 @@ def meta_gradient(
     student_leaves: dict[str, Tensor] | None = None,
     student_logits: Tensor | None = None,
     retain_graph: bool = False,
+    units: Tensor | None = None,
 ) -> tuple[dict[str, Tensor], Tensor]:
     r"""Meta-gradient of the quiz loss of the one-step virtual student w.r.t. the teacher.
 
@@ -178,6 +179,9 @@ def meta_gradient(
             TransE/RotatE computed with ``twice_differentiable=True``).
         student_leaves: Leaf tensors :math:`\phi` (detached copies of the parameters).
         student_logits: Precomputed student logits from ``student_leaves``.
+        units: Columns the student's logits use
+            (:func:`~metasd_pyg.training.views.active_units`; ``None`` = all).
+            The logits are the same either way; fewer columns are cheaper.
         retain_graph: Keep the graph of the forwards (the trainer still
             needs it for the mutual step's backward pass).
 
@@ -200,7 +204,8 @@ def meta_gradient(
         student_logits = None
     view = student_weights(student_leaves, masks)
     if student_logits is None:
-        student_logits = tail_logits(model, batch, view, candidates, twice_differentiable=True)
+        student_logits = tail_logits(model, batch, compact_view(view, masks, units), candidates,
+                                     twice_differentiable=True)
 
     # 1. virtual student phi' = phi - alpha * grad_phi L_v(phi, theta), graph kept:
     #    grad_phi L_v = J_S^T G + grad_phi Omega, G in closed form (virtual_logit_grad).
@@ -223,7 +228,8 @@ def meta_gradient(
     }
 
     # 2. quiz loss of the (masked) virtual student on the held-out quiz batch.
-    quiz_logits = tail_logits(model, quiz_batch, student_weights(virtual, masks), quiz_candidates,
+    quiz_view = compact_view(student_weights(virtual, masks), masks, units)
+    quiz_logits = tail_logits(model, quiz_batch, quiz_view, quiz_candidates,
                               twice_differentiable=True)
     lq = entity_cross_entropy(quiz_logits, quiz_target)
 
@@ -348,7 +354,7 @@ class MetaStep(Callback):
             distill_weights=(cfg.distill_weight_ts, cfg.distill_weight_st),
             regularizer_name=cfg.regularizer, regularizer_weight=cfg.regularizer_weight,
             candidates=ctx.candidates, target=ctx.target[:m],
-            quiz_candidates=quiz_cand, quiz_target=quiz_target,
+            quiz_candidates=quiz_cand, quiz_target=quiz_target, units=trainer.units,
         )
         ctx.add_update(self.optimizer, grads)
         ctx.logs["quiz_loss"] = float(lq)

@@ -59,7 +59,7 @@ from metasd_pyg.training.losses import (
 )
 from metasd_pyg.training.meta import MetaStep
 from metasd_pyg.training.optim import load_optimizer_state, make_optimizer, optimizer_state
-from metasd_pyg.training.views import student_weights
+from metasd_pyg.training.views import active_units, compact_view, student_weights
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +242,8 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(cfg.seed)
         self._split_stream()
 
-        self.masks: dict[str, Tensor] | None = None
+        self._masks: dict[str, Tensor] | None = None
+        self.units: Tensor | None = None
         self.optimizer = make_optimizer(cfg.optimizer, self.model.parameters(), cfg.lr)
         self.pruner = pruner
         self.parts: list[Callback] = []
@@ -324,6 +325,18 @@ class Trainer:
         cfg = self.config
         return cfg.epochs + (cfg.finetune_epochs if cfg.mode == "oneshot" else 0)
 
+    @property
+    def masks(self) -> dict[str, Tensor] | None:
+        """The student's current masks (parameter name -> bool, ``True`` = kept)."""
+        return self._masks
+
+    @masks.setter
+    def masks(self, value: dict[str, Tensor] | None) -> None:
+        self._masks = value
+        # columns the student's entity scores use (views.compact_view); None = all
+        self.units = (active_units(self.model, value)
+                      if value is not None and self.config.compact_student else None)
+
     def student_weights(self) -> dict[str, Tensor] | None:
         """The student's (masked) parameters, detached; ``None`` without a student."""
         if self.masks is None:
@@ -371,7 +384,7 @@ class Trainer:
         assert self.masks is not None
         view = student_weights(params, self.masks)
         z_t = tail_logits(self.model, batch, None, cand)
-        z_s = tail_logits(self.model, batch, view, cand)
+        z_s = tail_logits(self.model, batch, compact_view(view, self.masks, self.units), cand)
         # CE and distillation of both views, fused (closed-form gradients; see losses.py)
         logit_loss = mutual_logit_loss(
             z_t, z_s, target, cfg.temperature, cfg.distill_weight_ts, cfg.distill_weight_st,
@@ -409,6 +422,8 @@ class Trainer:
     def _evaluate(self, split: str, student: bool, max_queries: int | None) -> Any:
         evaluator = self.evaluator or _default_evaluator()
         weights = self.student_weights() if student else None
+        if weights is not None and self.masks is not None:
+            weights = compact_view(weights, self.masks, self.units)
         with torch.no_grad():
             return evaluator(self.model, self.graph, split, weights=weights, reciprocal=True,
                              batch_size=self.config.eval_batch_size, max_queries=max_queries,
