@@ -333,62 +333,100 @@ def distillation_loss(
     return out
 
 
+#: Elements of the ``[rows, C]`` logit block the fused mutual loss processes at
+#: a time on CPU: its handful of temporaries then stay in cache instead of
+#: streaming ten full ``B x C`` tables through memory.
+CPU_BLOCK_ELEMENTS = 1 << 17
+
+
+def _softmaxes(z: Tensor, target: Tensor, tau: float, p1: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Softmax at temperature 1 (into ``p1``), log-softmax and softmax at ``tau``, and CE.
+
+    One exponential per temperature, both from the max-shifted logits; the
+    log-probabilities at temperature 1 are only needed at the targets.
+    """
+    rows = torch.arange(z.size(0), device=z.device)
+    x = z - z.amax(dim=-1, keepdim=True)
+    s1 = torch.exp(x, out=p1).sum(dim=-1, keepdim=True)
+    p1.div_(s1)
+    ce = (s1.log().view(-1) - x[rows, target]).sum()
+    p_tau = x.div_(tau).exp()
+    s_tau = p_tau.sum(dim=-1, keepdim=True)
+    p_tau.div_(s_tau)
+    return x.sub_(s_tau.log()), p_tau, ce
+
+
+def _mutual_block(
+    z_t: Tensor, z_s: Tensor, target: Tensor, g_t: Tensor, g_s: Tensor,
+    consts: tuple[float, ...],
+) -> Tensor:
+    r"""Unnormalised loss of a block of rows; writes its unnormalised gradients.
+
+    For :math:`p = \mathrm{softmax}(a/\tau)`:
+    :math:`\partial_a \mathrm{KL}(p\|q) = \tau^{-1} p \odot (\log p - \log q - \mathrm{KL}(p\|q))`
+    and :math:`\partial_a \mathrm{KL}(q\|p) = \tau^{-1}(p - q)`.
+    """
+    tau, w1, w2, lam_t, lam_s, a_t, a_s = consts
+    rows = torch.arange(z_t.size(0), device=z_t.device)
+    log_t, p_t, ce_t = _softmaxes(z_t, target, tau, g_t)
+    log_s, p_s, ce_s = _softmaxes(z_s, target, tau, g_s)
+    # CE gradient: softmax - one-hot
+    g_t[rows, target] -= 1.0
+    g_s[rows, target] -= 1.0
+    d = log_t.sub_(log_s)  # log p_T - log p_S (in place of log p_T)
+    tmp = torch.mul(p_t, d)
+    kl_ts = tmp.sum(-1)  # KL(T||S) per row
+    kl_st = torch.mul(p_s, d, out=tmp).sum(-1).neg_()  # KL(S||T) per row
+    loss = (a_t * ce_t + a_s * ce_s
+            + (a_t * lam_t * w1 + a_s * lam_s * w2) * kl_ts.sum()
+            + (a_t * lam_t * w2 + a_s * lam_s * w1) * kl_st.sum())
+    # teacher: CE + lam_t [w1 KL(T||sg S) + w2 KL(sg S||T)]
+    if lam_t:
+        c = lam_t / tau
+        torch.sub(d, kl_ts[:, None], out=tmp).mul_(p_t)
+        g_t.add_(tmp, alpha=c * w1).add_(p_t, alpha=c * w2).sub_(p_s, alpha=c * w2)
+    # student: CE + lam_s [w1 KL(S||sg T) + w2 KL(sg T||S)]
+    if lam_s:
+        c = lam_s / tau
+        torch.add(d, kl_st[:, None], out=tmp).mul_(p_s)  # -(grad direction)
+        g_s.sub_(tmp, alpha=c * w1).add_(p_s, alpha=c * w2).sub_(p_t, alpha=c * w2)
+    g_t.mul_(a_t)
+    g_s.mul_(a_s)
+    return loss
+
+
 class _MutualLogitLoss(torch.autograd.Function):
-    """Fused mutual loss on two logit tables, analytic gradients (:func:`mutual_logit_loss`)."""
+    """Fused mutual loss on two logit tables, analytic gradients (:func:`mutual_logit_loss`).
+
+    The forward pass computes the loss and, block of rows by block of rows,
+    its gradients (the loss is a sum over rows); the backward pass only scales
+    them by the incoming gradient.
+    """
 
     @staticmethod
     def forward(
         ctx: Any, z_t: Tensor, z_s: Tensor, target: Tensor, tau: float, w1: float, w2: float,
         lam_t: float, lam_s: float, a_t: float, a_s: float,
     ) -> Tensor:
-        n = z_t.size(0)
-        rows = torch.arange(n, device=z_t.device)
-        # CE from log-softmax; the softmaxes (exp in place) are kept for the backward pass
-        soft_t = F.log_softmax(z_t, dim=-1)
-        soft_s = F.log_softmax(z_s, dim=-1)
-        ce_t = -soft_t[rows, target].sum() / n
-        ce_s = -soft_s[rows, target].sum() / n
-        soft_t.exp_()
-        soft_s.exp_()
-        log_t = F.log_softmax(z_t / tau, dim=-1)
-        log_s = F.log_softmax(z_s / tau, dim=-1)
-        p_t = log_t.exp()
-        d = log_t.sub_(log_s)  # log p_T - log p_S (in place of log p_T)
-        p_s = log_s.exp_()
-        # row-wise dot products through one reused buffer (bmm of 1 x E rows is slow on CPU)
-        tmp = torch.mul(p_t, d)
-        kl_ts = tmp.sum(-1)  # KL(T||S) per row
-        kl_st = torch.mul(p_s, d, out=tmp).sum(-1).neg_()  # KL(S||T) per row
-        loss = (a_t * ce_t + a_s * ce_s
-                + ((a_t * lam_t * w1 + a_s * lam_s * w2) * kl_ts.sum()
-                   + (a_t * lam_t * w2 + a_s * lam_s * w1) * kl_st.sum()) / n)
-        ctx.save_for_backward(soft_t, soft_s, p_t, p_s, d, kl_ts, kl_st, target, tmp)
-        ctx.consts = (tau, w1, w2, lam_t, lam_s, a_t, a_s)
-        return loss
+        n, c = z_t.shape
+        z_t, z_s = z_t.detach(), z_s.detach()
+        g_t = torch.empty_like(z_t)
+        g_s = torch.empty_like(z_s)
+        step = n if z_t.device.type != "cpu" else max(1, CPU_BLOCK_ELEMENTS // max(c, 1))
+        consts = (tau, w1, w2, lam_t, lam_s, a_t, a_s)
+        total = z_t.new_zeros(())
+        for i in range(0, n, step):
+            j = min(n, i + step)
+            total += _mutual_block(z_t[i:j], z_s[i:j], target[i:j], g_t[i:j], g_s[i:j], consts)
+        ctx.save_for_backward(g_t, g_s)
+        ctx.n = n
+        return total / n
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        soft_t, soft_s, p_t, p_s, d, kl_ts, kl_st, target, tmp = ctx.saved_tensors
-        tau, w1, w2, lam_t, lam_s, a_t, a_s = ctx.consts
-        n = soft_t.size(0)
-        rows = torch.arange(n, device=soft_t.device)
-        scale = grad / n
-        # teacher: CE + lam_t [w1 KL(T||sg S) + w2 KL(sg S||T)]  (in place: few passes)
-        g_t = soft_t
-        g_t[rows, target] -= 1.0
-        if lam_t:
-            c = lam_t / tau
-            torch.sub(d, kl_ts[:, None], out=tmp).mul_(p_t)
-            g_t.add_(tmp, alpha=c * w1).add_(p_t, alpha=c * w2).sub_(p_s, alpha=c * w2)
-        # student: CE + lam_s [w1 KL(S||sg T) + w2 KL(sg T||S)]
-        g_s = soft_s
-        g_s[rows, target] -= 1.0
-        if lam_s:
-            c = lam_s / tau
-            torch.add(d, kl_st[:, None], out=tmp).mul_(p_s)  # -(grad direction)
-            g_s.sub_(tmp, alpha=c * w1).add_(p_s, alpha=c * w2).sub_(p_t, alpha=c * w2)
-        return (g_t.mul_(scale * a_t), g_s.mul_(scale * a_s),
-                None, None, None, None, None, None, None, None)
+        g_t, g_s = ctx.saved_tensors
+        scale = grad / ctx.n
+        return (g_t * scale, g_s * scale, None, None, None, None, None, None, None, None)
 
 
 def mutual_logit_loss(
