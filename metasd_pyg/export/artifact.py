@@ -45,7 +45,7 @@ from torch_geometric.nn.kge import KGEModel
 from metasd_pyg.errors import ConfigError
 from metasd_pyg.export.encoding import EncodedTable, encode_table
 from metasd_pyg.export.names import pack_names
-from metasd_pyg.models.factory import model_name
+from metasd_pyg.models.factory import model_metadata
 from metasd_pyg.runs.atomic import atomic_write, to_jsonable
 
 #: Format tag of the artifact's JSON metadata.
@@ -170,14 +170,8 @@ def export_student(
     header: dict[str, Any] = {
         "format": ARTIFACT_FORMAT,
         "format_version": ARTIFACT_VERSION,
-        "model": model_name(model),
-        "num_entities": int(model.num_nodes),
-        "num_relations": num_relations,
+        **model_metadata(model, num_relations, reciprocal=reciprocal),
         "num_relation_rows": rel_rows,
-        "dim": int(model.hidden_channels),
-        "reciprocal": bool(reciprocal),
-        "margin": float(getattr(model, "margin", 1.0)),
-        "p_norm": float(getattr(model, "p_norm", 1.0)),
         "dtype": dtype,
         "tables": tables,
         "total_params": total,

@@ -10,7 +10,7 @@ from torch_geometric.nn.kge import KGEModel
 from metasd_pyg.errors import MetaSDError, RunFolderError
 from metasd_pyg.export.artifact import ExportInfo, export_student
 from metasd_pyg.export.names import unpack_names
-from metasd_pyg.models.factory import build_model
+from metasd_pyg.models.factory import model_from_metadata
 from metasd_pyg.runs.folder import RunFolder
 
 
@@ -26,11 +26,7 @@ def model_from_run(run: RunFolder) -> tuple[KGEModel, dict[str, Any], dict[str, 
     """
     params, masks, meta, extra = run.read_model()
     try:
-        model = build_model(
-            meta["model"], int(meta["num_entities"]), int(meta["num_relations"]),
-            int(meta["dim"]), reciprocal=bool(meta["reciprocal"]),
-            margin=float(meta.get("margin", 1.0)),
-        )
+        model = model_from_metadata(meta)
         model.load_state_dict(params, strict=True)
         info = dict(meta)
         info["entity_names"] = unpack_names(meta.get("entity_names"), extra,

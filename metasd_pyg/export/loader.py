@@ -27,7 +27,7 @@ from metasd_pyg.errors import ConfigError, MetaSDError
 from metasd_pyg.export.artifact import ARTIFACT_FORMAT, ARTIFACT_VERSION, METADATA_KEY
 from metasd_pyg.export.encoding import decode_table
 from metasd_pyg.export.names import unpack_names
-from metasd_pyg.models.factory import build_model
+from metasd_pyg.models.factory import model_from_metadata
 from metasd_pyg.models.scoring import score_heads, score_tails
 
 
@@ -214,12 +214,7 @@ def load_student(path: str | Path, device: torch.device | str | None = None) -> 
         ArtifactError: The file is missing, unreadable or not a student artifact.
     """
     meta, tensors = _open(path, tensors=True)
-    model = build_model(
-        meta["model"], int(meta["num_entities"]), int(meta["num_relations"]), int(meta["dim"]),
-        reciprocal=bool(meta["reciprocal"]), margin=float(meta.get("margin", 1.0)),
-    )
-    if hasattr(model, "p_norm"):
-        model.p_norm = float(meta.get("p_norm", model.p_norm))
+    model = model_from_metadata(meta)
     state: dict[str, Tensor] = {}
     try:
         for name, entry in meta["tables"].items():

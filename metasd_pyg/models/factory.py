@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from torch_geometric.nn.kge import ComplEx, DistMult, KGEModel, RotatE, TransE
 
 from metasd_pyg.errors import ConfigError
@@ -60,3 +63,48 @@ def model_name(model: KGEModel) -> str:
         if type(model) is cls:
             return key
     raise ConfigError(f"unsupported model class {type(model).__name__}")
+
+
+def model_metadata(model: KGEModel, num_relations: int, *, reciprocal: bool = True
+                   ) -> dict[str, Any]:
+    """The JSON-able description :func:`model_from_metadata` rebuilds ``model`` from.
+
+    Keys: ``model``, ``num_entities``, ``num_relations``, ``dim``,
+    ``reciprocal``, ``margin``, ``p_norm`` (the last two only matter for TransE
+    and RotatE).
+
+    Args:
+        model: A PyG KGE model.
+        num_relations: Relations of the dataset (without inverses).
+        reciprocal: Whether the model holds inverse relation rows.
+    """
+    return {
+        "model": model_name(model),
+        "num_entities": int(model.num_nodes),
+        "num_relations": int(num_relations),
+        "dim": int(model.hidden_channels),
+        "reciprocal": bool(reciprocal),
+        "margin": float(getattr(model, "margin", 1.0)),
+        "p_norm": float(getattr(model, "p_norm", 1.0)),
+    }
+
+
+def model_from_metadata(meta: Mapping[str, Any]) -> KGEModel:
+    """A freshly initialised model of the shape :func:`model_metadata` describes.
+
+    Args:
+        meta: Mapping with the keys of :func:`model_metadata` (``margin`` and
+            ``p_norm`` optional).
+
+    Raises:
+        KeyError: A required key is missing.
+        ConfigError: Unknown model name or bad dimension.
+    """
+    model = build_model(
+        str(meta["model"]), int(meta["num_entities"]), int(meta["num_relations"]),
+        int(meta["dim"]), reciprocal=bool(meta["reciprocal"]),
+        margin=float(meta.get("margin", 1.0)),
+    )
+    if isinstance(model, TransE) and "p_norm" in meta:
+        model.p_norm = float(meta["p_norm"])
+    return model

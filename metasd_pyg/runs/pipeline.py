@@ -35,7 +35,7 @@ from metasd_pyg.errors import ConfigError
 from metasd_pyg.evaluation import EvaluationResult, build_result
 from metasd_pyg.export.artifact import export_student
 from metasd_pyg.export.names import pack_names
-from metasd_pyg.models.factory import model_name
+from metasd_pyg.models.factory import model_metadata
 from metasd_pyg.runs.atomic import to_jsonable
 from metasd_pyg.runs.config import RESUMABLE_CHANGES, RunConfig, parse_bins
 from metasd_pyg.runs.folder import RunFolder
@@ -221,9 +221,7 @@ def train_run(
     # ---- final weights, names, compressed student
     extra: dict[str, torch.Tensor] = {}
     meta = {
-        "model": model_name(trainer.model), "num_entities": graph.num_entities,
-        "num_relations": graph.num_relations, "dim": int(trainer.model.hidden_channels),
-        "reciprocal": True, "margin": float(getattr(trainer.model, "margin", 1.0)),
+        **model_metadata(trainer.model, graph.num_relations),
         "dataset": graph.name, "mode": config.train.mode,
         "entity_names": pack_names(graph.entity_names, "entity_names", extra),
         "relation_names": pack_names(graph.relation_names, "relation_names", extra),

@@ -78,7 +78,7 @@ def _run_config(path: Path) -> dict[str, Any]:
 
 def _models(args: argparse.Namespace) -> tuple[list[tuple[str, Any, Any]], dict[str, Any]]:
     """``[(role, model, weights)]`` of the target and the run config (or ``{}``)."""
-    from metasd_pyg.models.factory import build_model
+    from metasd_pyg.models.factory import model_from_metadata
     from metasd_pyg.pruning import apply_masks
 
     target = Path(args.target)
@@ -96,9 +96,10 @@ def _models(args: argparse.Namespace) -> tuple[list[tuple[str, Any, Any]], dict[
         params = {k[6:]: v for k, v in tensors.items() if k.startswith("model/")}
         masks = {k[5:]: v.bool() for k, v in tensors.items() if k.startswith("mask/")}
         ent = params["node_emb.weight"]
-        rel_rows = params["rel_emb.weight"].size(0)
-        model = build_model(cfg["model"], ent.size(0), rel_rows // 2, ent.size(1),
-                            reciprocal=True)
+        # run folders hold the pipeline's models: reciprocal, default margin and norm
+        model = model_from_metadata({
+            "model": cfg["model"], "num_entities": ent.size(0), "dim": ent.size(1),
+            "num_relations": params["rel_emb.weight"].size(0) // 2, "reciprocal": True})
         model.load_state_dict(params, strict=True)
         mode = cfg.get("mode", "metasd")
         cfg = {**cfg, "checkpoint_epoch": state.get("epoch")}
