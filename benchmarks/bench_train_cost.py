@@ -73,17 +73,16 @@ def main() -> None:
     trainers = {}
     for name, cfg in _methods(args).items():
         tr = Trainer(None, graph, cfg)
-        for part in tr.parts:
-            part.on_fit_start(tr)
+        tr.start()
         trainers[name] = tr
     # The same batches for every method (the first rows of one shuffled stream).
     perm = torch.randperm(graph.train.size(0) * 2, generator=torch.Generator().manual_seed(0))
     times: dict[str, list[float]] = {n: [] for n in trainers}
     mask_time: dict[str, float] = {}
     for name, tr in trainers.items():
-        if tr.pruner is not None and tr._pruning is not None:
+        if tr.pruning is not None:
             t0 = time.perf_counter()
-            tr._pruning.recompute(tr, 0, 0)
+            tr.pruning.recompute(tr, 0, 0)
             mask_time[name] = time.perf_counter() - t0
     cursor = {n: 0 for n in trainers}
 
@@ -96,9 +95,8 @@ def main() -> None:
             idx = idx[idx < stream.size(0)]
             batch = stream[idx]
             t0 = time.perf_counter()
-            tr._train_step(batch)
+            tr.train_step(batch)
             dt = time.perf_counter() - t0
-            tr.global_step += 1
             cursor[name] += 1
             if record:
                 times[name].append(dt)

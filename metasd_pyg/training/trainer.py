@@ -359,7 +359,43 @@ class Trainer:
                 target: Tensor) -> Tensor:
         return entity_cross_entropy(logits, target) + self._aux_losses(batch, weights)
 
-    def _train_step(self, batch: Tensor) -> dict[str, float]:
+    @property
+    def pruning(self) -> DynamicPruning | None:
+        """The dynamic-pruning part of a MetaSD run (``None`` for other modes)."""
+        return self._pruning
+
+    def start(self) -> None:
+        """Run the parts' ``on_fit_start`` hooks: first masks, meta optimiser.
+
+        :meth:`fit` calls it (unless it resumes from a checkpoint); call it
+        yourself before driving :meth:`train_step` from your own loop.
+        """
+        for part in self.parts:
+            part.on_fit_start(self)
+
+    def train_step(self, batch: Tensor) -> dict[str, float]:
+        """One optimisation step on ``batch`` and ``global_step += 1``.
+
+        Forwards of the teacher (and student), the parts' ``on_step`` hooks
+        (meta step), one backward pass, the queued part updates and the main
+        optimiser step, then the parts' ``on_step_end`` hooks (step-scheduled
+        mask recomputation). :meth:`fit` calls it for every batch of an epoch;
+        a custom loop (e.g. over a distributed sampler) can call it directly.
+
+        Args:
+            batch: ``[B, 3]`` rows of the reciprocal training stream
+                (:attr:`stream`), on the trainer's device.
+
+        Returns:
+            The step's scalar logs (``loss``, and ``quiz_loss`` on meta steps).
+        """
+        if batch.dim() != 2 or batch.size(0) == 0 or batch.size(1) != 3:
+            raise ValueError(f"train_step needs a non-empty [B, 3] batch, got {tuple(batch.shape)}")
+        logs = self._step(batch)
+        self.global_step += 1
+        return logs
+
+    def _step(self, batch: Tensor) -> dict[str, float]:
         cfg = self.config
         phase = self._phase
         cand: Tensor | None = None
@@ -547,8 +583,7 @@ class Trainer:
         if resume and self.checkpoint_dir is not None and has_checkpoint(self.checkpoint_dir):
             self.load_checkpoint()
         if not self._resumed:
-            for part in self.parts:
-                part.on_fit_start(self)
+            self.start()
         bar = tqdm(total=self.total_epochs, initial=self.epoch, file=sys.stderr,
                    disable=not cfg.progress, desc=f"{cfg.mode}", dynamic_ncols=True)
         stopped_early = False
@@ -609,11 +644,10 @@ class Trainer:
         steps = 0
         for i in range(0, n, cfg.batch_size):
             batch = self.stream[perm[i:i + cfg.batch_size]]
-            step_logs = self._train_step(batch)
+            step_logs = self.train_step(batch)
             for k, v in step_logs.items():
                 sums[k] = sums.get(k, 0.0) + v
             steps += 1
-            self.global_step += 1
         self.epoch = epoch + 1
         logs: dict[str, Any] = {"epoch": self.epoch, "phase": self._phase,
                                 "steps": steps, "time": time.perf_counter() - t0}

@@ -222,3 +222,18 @@ def test_pruner_options_reach_the_pruner() -> None:
         MetaSDConfig(k_min=4, k_max=2)
     with pytest.raises(ConfigError, match="relation_rule"):
         MetaSDConfig(relation_rule="min")
+
+
+def test_custom_loop_drives_train_step() -> None:
+    """start() + train_step() is the public loop a distributed sampler can slot into."""
+    tr = _trainer(_cfg(meta_every=2))
+    assert tr.masks is None
+    tr.start()
+    assert tr.masks is not None and tr.pruning is not None
+    assert tr.stream.size(0) >= 40
+    logs = [tr.train_step(tr.stream[i:i + 10]) for i in range(0, 40, 10)]
+    assert tr.global_step == 4
+    assert all(torch.isfinite(torch.tensor(entry["loss"])) for entry in logs)
+    assert ["quiz_loss" in entry for entry in logs] == [True, False, True, False]
+    with pytest.raises(ValueError, match="non-empty"):
+        tr.train_step(tr.stream[:0])
