@@ -10,24 +10,19 @@ of silently skipping the tests that need it.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
+
+from tests.paths import DATA_ROOT
 
 REQUIRED_ARCHIVES = ("FB15k-237.tar.gz", "WN18RR.tar.gz", "umls.tar.gz", "kinship.tar.gz",
                      "nations.tar.gz")
 
 
-def shared_data_root() -> Path:
-    """The folder holding the benchmark archives."""
-    env = os.environ.get("METASD_DATA_ROOT")
-    return Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-
-
 def pytest_configure(config: pytest.Config) -> None:
     if os.environ.get("METASD_REQUIRE_DATA") != "1":
         return
-    root = shared_data_root()
+    root = DATA_ROOT
     missing = [a for a in REQUIRED_ARCHIVES if not (root / a).exists()]
     if missing:
         raise pytest.UsageError(

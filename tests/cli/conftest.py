@@ -1,13 +1,10 @@
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from metasd_pyg.cli import main
-
-REPO = Path(__file__).resolve().parents[2]
-DATA_ROOT = Path(os.environ.get("METASD_DATA_ROOT", REPO.parent / "shared" / "datasets"))
+from tests.paths import need_archive
 
 #: Tiny but real training settings (a few seconds per run on UMLS).
 TINY = ["--epochs", "2", "--dim", "16", "--batch-size", "4000", "--eval-every", "1",
@@ -15,10 +12,7 @@ TINY = ["--epochs", "2", "--dim", "16", "--batch-size", "4000", "--eval-every", 
 
 
 def need_data(name: str = "umls") -> Path:
-    archive = DATA_ROOT / f"{name}.tar.gz"
-    if not archive.is_file():
-        pytest.skip(f"{archive} not found (set METASD_DATA_ROOT)")
-    return DATA_ROOT
+    return need_archive(f"{name}.tar.gz")
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import need_archive
 
 
 @pytest.fixture(scope="session")
 def data_root() -> Path:
     """``$METASD_DATA_ROOT`` or ``<repo>/../shared/datasets`` (skip if absent)."""
-    root = Path(os.environ.get("METASD_DATA_ROOT", REPO.parent / "shared" / "datasets"))
-    if not (root / "FB15k-237.tar.gz").is_file():
-        pytest.skip(f"shared datasets not found in {root} (set METASD_DATA_ROOT)")
-    return root
+    return need_archive("FB15k-237.tar.gz")
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,7 @@
-import os
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-DATA_ROOT = Path(os.environ.get("METASD_DATA_ROOT", REPO.parent / "shared" / "datasets"))
+from tests.paths import DATA_ROOT
 
 
 @pytest.fixture(scope="session")

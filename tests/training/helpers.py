@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,9 +12,7 @@ from torch import Tensor
 
 from metasd_pyg.data.graph import KnowledgeGraph
 from metasd_pyg.models.scoring import score_tails
-
-DATA_ROOT = Path(os.environ.get("METASD_DATA_ROOT",
-                                Path(__file__).resolve().parents[2].parent / "shared" / "datasets"))
+from tests.paths import DATA_ROOT
 
 
 def toy_graph(num_entities: int = 12, num_relations: int = 3, n: int = 80, seed: int = 0
