@@ -4,6 +4,7 @@ from metasd_pyg.export.artifact import (
     ARTIFACT_FORMAT,
     ARTIFACT_VERSION,
     ExportInfo,
+    encode_student,
     export_student,
 )
 from metasd_pyg.export.encoding import (
@@ -25,6 +26,7 @@ __all__ = [
     "ExportInfo",
     "StudentArtifact",
     "decode_table",
+    "encode_student",
     "encode_table",
     "export_run",
     "export_student",

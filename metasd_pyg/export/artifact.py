@@ -31,9 +31,8 @@ File layout (safetensors, no pickle):
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +63,7 @@ class ExportInfo:
     """What :func:`export_student` wrote, with its size against the dense teacher.
 
     Attributes:
-        path: Written file.
+        path: Written file (``None`` for :func:`encode_student`).
         bytes: File size in bytes.
         dense_teacher_bytes: Bytes of the dense fp32 teacher (4 x its parameters).
         ratio: ``bytes / dense_teacher_bytes``.
@@ -75,7 +74,7 @@ class ExportInfo:
         encodings: Encoding of every table.
     """
 
-    path: str
+    path: str | None
     bytes: int
     dense_teacher_bytes: int
     ratio: float
@@ -106,6 +105,33 @@ def export_student(
 
     Args:
         path: Output ``.safetensors`` file (written atomically).
+        model, masks, weights, dtype, reciprocal, entity_names, relation_names,
+        metadata: As in :func:`encode_student`.
+
+    Returns:
+        An :class:`ExportInfo` with sizes and the ratio to the dense fp32 teacher.
+    """
+    blob, info = encode_student(model, masks, weights=weights, dtype=dtype,
+                                reciprocal=reciprocal, entity_names=entity_names,
+                                relation_names=relation_names, metadata=metadata)
+    atomic_write(path, lambda fh: fh.write(blob))
+    return replace(info, path=str(path))
+
+
+def encode_student(
+    model: KGEModel,
+    masks: Mapping[str, Tensor] | None,
+    *,
+    weights: Mapping[str, Tensor] | None = None,
+    dtype: str = "fp32",
+    reciprocal: bool = True,
+    entity_names: list[str] | None = None,
+    relation_names: list[str] | None = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> tuple[bytes, ExportInfo]:
+    r"""The safetensors bytes of the masked student ``weights * masks`` of ``model``.
+
+    Args:
         model: The PyG KGE model (teacher) whose masked view is the student;
             gives the model type and shapes.
         masks: Parameter name -> boolean keep-mask (True = kept); parameters
@@ -119,7 +145,8 @@ def export_student(
         metadata: Extra provenance (e.g. ``source_run``, ``dataset``).
 
     Returns:
-        An :class:`ExportInfo` with sizes and the ratio to the dense fp32 teacher.
+        ``(blob, info)``: the file's bytes and an :class:`ExportInfo` whose
+        ``path`` is ``None`` (nothing written; ``bytes`` is ``len(blob)``).
     """
     if dtype not in DTYPES:
         raise ConfigError(f"unknown --dtype {dtype!r}; expected one of {', '.join(DTYPES)}")
@@ -182,12 +209,10 @@ def export_student(
     }
     header.update(to_jsonable(dict(metadata or {})))
     blob = save(tensors, metadata={METADATA_KEY: json.dumps(header, separators=(",", ":"))})
-    path = Path(path)
-    atomic_write(path, lambda fh: fh.write(blob))
-    size = os.path.getsize(path)
+    size = len(blob)
     teacher_bytes = 4 * total
-    return ExportInfo(
-        path=str(path), bytes=size, dense_teacher_bytes=teacher_bytes,
+    return blob, ExportInfo(
+        path=None, bytes=size, dense_teacher_bytes=teacher_bytes,
         ratio=size / max(teacher_bytes, 1), dtype=dtype, total_params=total,
         nonzeros=nonzeros, sparsity=header["sparsity"],
         encodings={name: entry["encoding"] for name, entry in tables.items()},

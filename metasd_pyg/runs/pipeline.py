@@ -21,7 +21,6 @@ import io
 import logging
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,7 +32,7 @@ import torch
 from metasd_pyg.data.graph import KnowledgeGraph
 from metasd_pyg.errors import ConfigError
 from metasd_pyg.evaluation import EvaluationResult, build_result
-from metasd_pyg.export.artifact import export_student
+from metasd_pyg.export.artifact import encode_student, export_student
 from metasd_pyg.export.names import pack_names
 from metasd_pyg.models.factory import model_metadata
 from metasd_pyg.runs.atomic import to_jsonable
@@ -237,11 +236,10 @@ def train_run(
                               relation_names=graph.relation_names, metadata=provenance)
         compression[config.run.export_dtype] = info.to_dict()
         other = "fp16" if config.run.export_dtype == "fp32" else "fp32"
-        with tempfile.TemporaryDirectory(dir=run.path) as tmp:
-            alt = export_student(Path(tmp) / "alt.safetensors", trainer.model, trainer.masks,
-                                 dtype=other, entity_names=graph.entity_names,
-                                 relation_names=graph.relation_names, metadata=provenance)
-            compression[other] = {**alt.to_dict(), "path": None}
+        _, alt = encode_student(trainer.model, trainer.masks, dtype=other,
+                                entity_names=graph.entity_names,
+                                relation_names=graph.relation_names, metadata=provenance)
+        compression[other] = alt.to_dict()  # size only: nothing written
         compression["artifact"] = run.STUDENT
         compression["student_nonzeros"] = info.nonzeros
         compression["ratio_fp32"] = compression["fp32"]["ratio"]

@@ -3,7 +3,7 @@ import torch
 from safetensors import safe_open
 
 from metasd_pyg.errors import ConfigError, MetaSDError
-from metasd_pyg.export import export_student, load_student, read_metadata
+from metasd_pyg.export import encode_student, export_student, load_student, read_metadata
 from metasd_pyg.models import MODEL_NAMES, build_model, score_tails
 
 E, R = 400, 12
@@ -85,6 +85,10 @@ def test_sizes_at_90_percent_sparsity(tmp_path):
             assert info.dense_teacher_bytes == 4 * sum(p.numel() for p in model.parameters())
             out[kind, dtype] = info
             assert set(info.encodings.values()) == {kind}
+            assert info.bytes == (tmp_path / f"{kind}-{dtype}.safetensors").stat().st_size
+            blob, measured = encode_student(model, masks, dtype=dtype, entity_names=ents,
+                                            relation_names=rels)
+            assert measured.path is None and measured.bytes == len(blob) == info.bytes
     assert out["csr", "fp32"].ratio <= 0.16
     assert out["prefix", "fp32"].ratio <= 0.11
     for kind in ("csr", "prefix"):
