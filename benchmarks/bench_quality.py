@@ -157,21 +157,23 @@ def write_report(out: Path, command: str) -> str:
         if ds in DATASET_OVERRIDES:
             lines += ["Overrides for this dataset: " + ", ".join(
                 f"{k}={v}" for k, v in DATASET_OVERRIDES[ds].items()), ""]
-        lines += ["| method | seeds | MRR | Hits@1 | Hits@3 | Hits@10 |"
-                  " wall (s) | best epoch |", "|---|---|---|---|---|---|---|---|"]
+        lines += ["| method | seeds | MRR | Hits@1 | Hits@3 | Hits@10 | teacher MRR, same run |"
+                  " wall (s) | best epoch |", "|---|---|---|---|---|---|---|---|---|"]
         for method in METHODS:
             rs = [r for r in runs if r["dataset"] == ds and r["method"] == method]
             if not rs:
                 continue
             cells = [_fmt([float(r[f"test_{k}"]) for r in rs]) for k in METRICS]
-            wall = _fmt([float(r["wall_s"]) for r in rs]).split(" ±")[0]
+            cells.append(_fmt([float(r["teacher_test_mrr"]) for r in rs])
+                         if METHODS[method].get("mode") in ("metasd", "oneshot") else "")
+            wall = f"{sum(float(r['wall_s']) for r in rs) / len(rs):.0f}"
             be = ",".join(r["best_epoch"] for r in rs)
             lines.append(f"| {method} | {len(rs)} | " + " | ".join(cells) + f" | {wall} | {be} |")
             if method.startswith("oneshot") and rs[0].get("oneshot_nofinetune_test_mrr"):
                 cells = [_fmt([float(r[f"oneshot_nofinetune_test_{k}"]) for r in rs])
                          for k in METRICS]
                 lines.append(f"| {method} (no fine-tune) | {len(rs)} | " + " | ".join(cells)
-                             + " | | |")
+                             + " | | | |")
         teach = [float(r["test_mrr"]) for r in runs
                  if r["dataset"] == ds and r["method"] == "teacher"]
         if teach:
