@@ -28,7 +28,9 @@ from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
+from torch_geometric.nn.kge import ComplEx, DistMult
 
+from metasd_pyg.models.scoring import ENTITY_TABLES
 from metasd_pyg.pruning import apply_masks
 
 
@@ -58,10 +60,6 @@ def active_units(model: nn.Module, masks: Mapping[str, Tensor]) -> Tensor | None
         masks: Parameter name -> bool mask (``True`` = kept), as from
             :class:`~metasd_pyg.pruning.Pruner`.
     """
-    from torch_geometric.nn.kge import ComplEx, DistMult
-
-    from metasd_pyg.models.scoring import ENTITY_TABLES
-
     if not isinstance(model, ComplEx | DistMult):
         return None
     entity = [masks[n] for n in ENTITY_TABLES if n in masks]
