@@ -212,9 +212,12 @@ def write_report(out: Path, command: str) -> str:
 
 def merge_runs(out: Path, other: Path) -> int:
     """Append the runs of ``other`` missing from ``out`` (by dataset, method, seed)."""
+    source = other.with_name(other.name + "_runs.csv")
+    if not source.is_file():
+        raise SystemExit(f"bench_quality: --merge {other}: {source} does not exist")
     runs = out.with_name(out.name + "_runs.csv")
     have = {(r["dataset"], r["method"], r["seed"]) for r in _read(runs)}
-    new = [r for r in _read(other.with_name(other.name + "_runs.csv"))
+    new = [r for r in _read(source)
            if (r["dataset"], r["method"], r["seed"]) not in have]
     keys = {(r["dataset"], r["method"], r["seed"]) for r in new}
     if new:

@@ -339,13 +339,15 @@ def distillation_loss(
 CPU_BLOCK_ELEMENTS = 1 << 17
 
 
-def _softmaxes(z: Tensor, target: Tensor, tau: float, p1: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _softmaxes(
+    z: Tensor, rows: Tensor, target: Tensor, tau: float, p1: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
     """Softmax at temperature 1 (into ``p1``), log-softmax and softmax at ``tau``, and CE.
 
     One exponential per temperature, both from the max-shifted logits; the
-    log-probabilities at temperature 1 are only needed at the targets.
+    log-probabilities at temperature 1 are only needed at the targets
+    ``z[rows, target]``.
     """
-    rows = torch.arange(z.size(0), device=z.device)
     x = z - z.amax(dim=-1, keepdim=True)
     s1 = torch.exp(x, out=p1).sum(dim=-1, keepdim=True)
     p1.div_(s1)
@@ -368,8 +370,8 @@ def _mutual_block(
     """
     tau, w1, w2, lam_t, lam_s, a_t, a_s = consts
     rows = torch.arange(z_t.size(0), device=z_t.device)
-    log_t, p_t, ce_t = _softmaxes(z_t, target, tau, g_t)
-    log_s, p_s, ce_s = _softmaxes(z_s, target, tau, g_s)
+    log_t, p_t, ce_t = _softmaxes(z_t, rows, target, tau, g_t)
+    log_s, p_s, ce_s = _softmaxes(z_s, rows, target, tau, g_s)
     # CE gradient: softmax - one-hot
     g_t[rows, target] -= 1.0
     g_s[rows, target] -= 1.0
