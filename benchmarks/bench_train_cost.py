@@ -49,7 +49,8 @@ def _methods(args: argparse.Namespace) -> dict[str, MetaSDConfig]:
 
 #: Student configurations compared with the teacher (all at 90% sparsity).
 VARIANTS: dict[str, dict[str, object]] = {
-    "degree": dict(strategy="degree"),
+    "degree": dict(strategy="degree"),  # the default cap, k_max_factor=3.2
+    "degree-uncapped": dict(strategy="degree", k_max_factor=None),
     "degree-kmax32": dict(strategy="degree", k_max=32),
     "degree-kmax32-full-width": dict(strategy="degree", k_max=32, compact_student=False),
     "aligned": dict(strategy="aligned"),

@@ -14,13 +14,20 @@ from metasd_pyg.pruning.masks import (
 )
 from metasd_pyg.pruning.modulus import safe_modulus
 from metasd_pyg.pruning.nested import NestedMasks, allocate_prefix_lengths
-from metasd_pyg.pruning.pruner import NESTED_STRATEGIES, RELATION_RULES, STRATEGIES, Pruner
+from metasd_pyg.pruning.pruner import (
+    DEFAULT_K_MAX_FACTOR,
+    NESTED_STRATEGIES,
+    RELATION_RULES,
+    STRATEGIES,
+    Pruner,
+)
 from metasd_pyg.pruning.rowwise import row_topk_mask, split_budget
 from metasd_pyg.pruning.schedule import RAMPS, PruningSchedule
 from metasd_pyg.pruning.select import select_top
 from metasd_pyg.pruning.tables import TableLayout, pruned_tables
 
 __all__ = [
+    "DEFAULT_K_MAX_FACTOR",
     "IMPORTANCES",
     "NESTED_STRATEGIES",
     "RAMPS",

@@ -254,6 +254,7 @@ class Trainer:
 
                 self.pruner = Pruner(cfg.strategy, cfg.sparsity, alpha=cfg.alpha,
                                      k_min=cfg.k_min, k_max=cfg.k_max,
+                                     k_max_factor=cfg.k_max_factor,
                                      relation_rule=cfg.relation_rule,
                                      importance=cfg.importance,
                                      random_fraction=cfg.random_fraction, seed=cfg.seed)
@@ -424,7 +425,7 @@ class Trainer:
         # CE and distillation of both views, fused (closed-form gradients; see losses.py)
         logit_loss = mutual_logit_loss(
             z_t, z_s, target, cfg.temperature, cfg.distill_weight_ts, cfg.distill_weight_st,
-            cfg.teacher_distill, cfg.student_distill, 1.0, cfg.student_weight)
+            self.teacher_distill_scale(), cfg.student_distill, 1.0, cfg.student_weight)
         l_t = self._aux_losses(batch, None)
         l_s = self._aux_losses(batch, view, cfg.student_regularizer_weight)
         loss = logit_loss + l_t + cfg.student_weight * l_s
@@ -437,6 +438,15 @@ class Trainer:
         logs = dict(ctx.logs)
         logs["loss"] = float(loss.detach())
         return logs
+
+    def teacher_distill_scale(self) -> float:
+        """The teacher's distillation scale at the current step (after the warm-up:
+        ``teacher_distill``; during it, linear from 0 in ``global_step``)."""
+        cfg = self.config
+        warm = cfg.teacher_distill_warmup_epochs * self.steps_per_epoch
+        if warm <= 0 or self.global_step >= warm:
+            return cfg.teacher_distill
+        return cfg.teacher_distill * self.global_step / warm
 
     def _apply(self, loss: Tensor,
                updates: list[tuple[torch.optim.Optimizer, dict[str, Tensor]]]) -> None:

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -6,6 +8,7 @@ from hypothesis import strategies as st
 from metasd_pyg.errors import ConfigError
 from metasd_pyg.models import MODEL_NAMES, build_model, model_weights, score_tails
 from metasd_pyg.pruning import (
+    DEFAULT_K_MAX_FACTOR,
     STRATEGIES,
     Pruner,
     apply_masks,
@@ -153,6 +156,57 @@ def test_degree_full_relation_rule_and_k_bounds():
     assert n - 1 <= _kept(masks) <= n
 
 
+def _hub_degrees(E):
+    # one hub and a long tail: uncapped, the hub takes every unit
+    deg = torch.ones(E, dtype=torch.long)
+    deg[0] = 10_000
+    return deg
+
+
+@settings(max_examples=25, deadline=None)
+@given(E=st.integers(20, 80), R=st.integers(1, 4), d=st.integers(8, 40),
+       sparsity=st.floats(0.5, 0.95), factor=st.floats(1.0, 5.0),
+       rule=st.sampled_from(["max", "full"]))
+def test_k_max_factor_caps_at_the_stated_multiple_of_the_mean(E, R, d, sparsity, factor, rule):
+    model = _model("complex", E, R, d)
+    deg = _hub_degrees(E)
+    pruner = Pruner("degree", sparsity, k_min=0, k_max_factor=factor, relation_rule=rule)
+    try:
+        pruner.compute(model, degree=deg)
+    except ConfigError:  # "full" relation rows can leave no budget at high sparsity
+        assert rule == "full"
+        return
+    k = pruner.last_k
+    layout = pruned_tables(model)
+    budget = target_count(layout.total, 1 - sparsity) // 2  # a complex unit = 2 reals
+    rows = E + (2 * R if rule == "max" else 0)
+    budget -= 0 if rule == "max" else 2 * R * d
+    mean = budget / rows
+    cap = min(d, max(1, math.ceil(mean), math.floor(round(factor * mean, 9))))
+    assert int(k["entity"].max()) <= cap
+    if 2 * R + 1 <= budget / cap:  # room for the relation rows and the hub at the cap
+        assert int(k["entity"].max()) == cap  # the hub reaches the cap, not d
+    assert int(k["entity"].sum()) + (int(k["relation"].sum()) if rule == "max" else 0) == budget
+
+
+def test_k_max_wins_over_factor_and_none_means_uncapped():
+    model = _model("complex", 200, 3, 40)
+    deg = _hub_degrees(200)
+    assert int(Pruner("degree", 0.9).compute_nested(model, deg).k["entity"].max()) < 40
+    uncapped = Pruner("degree", 0.9, k_max_factor=None).compute_nested(model, deg)
+    assert int(uncapped.k["entity"].max()) == 40
+    explicit = Pruner("degree", 0.9, k_max=20, k_max_factor=1.0).compute_nested(model, deg)
+    assert int(explicit.k["entity"].max()) == 20
+
+
+def test_default_cap_is_32_of_100_at_ninety_percent():
+    # the measured protocol setting (rank 100, 90% sparsity): mean prefix 10, cap 32
+    model = _model("complex", 300, 5, 100)
+    nested = Pruner("degree", 0.9).compute_nested(model, _hub_degrees(300))
+    assert int(nested.k["entity"].max()) == 32
+    assert DEFAULT_K_MAX_FACTOR == 3.2
+
+
 def test_alpha_zero_degree_equals_aligned_budget():
     model = _model("distmult", 30, 3, 8)
     a = Pruner("degree", 0.6, alpha=0.0, k_min=0).compute(model, degree=torch.arange(30))
@@ -201,7 +255,8 @@ def test_compute_nested_and_last_order():
 @pytest.mark.parametrize(
     "kwargs",
     [{"strategy": "magic"}, {"sparsity": 1.2}, {"k_min": -1}, {"random_fraction": 2.0},
-     {"importance": "x"}, {"relation_rule": "mean"}, {"k_max": 0}],
+     {"importance": "x"}, {"relation_rule": "mean"}, {"k_max": 0}, {"k_max_factor": 0.5},
+     {"k_max_factor": float("inf")}],
 )
 def test_invalid_options(kwargs):
     with pytest.raises(ConfigError):
