@@ -214,10 +214,14 @@ def test_keyword_api() -> None:
 
 def test_pruner_options_reach_the_pruner() -> None:
     trainer = _trainer(_cfg(strategy="degree", k_max=3, relation_rule="full",
-                            importance="product", sparsity=0.6))
+                            importance="product", sparsity=0.6, k_max_factor=1.5))
     pruner = trainer.pruner
     assert pruner is not None
     assert (pruner.k_max, pruner.relation_rule, pruner.importance) == (3, "full", "product")
+    assert pruner.k_max_factor == 1.5
+    assert MetaSDConfig().k_max_factor == 3.2 and MetaSDConfig(k_max_factor=None).k_max is None
+    with pytest.raises(ConfigError, match="k_max_factor"):
+        MetaSDConfig(k_max_factor=0.9)
     with pytest.raises(ConfigError, match="k_max"):
         MetaSDConfig(k_min=4, k_max=2)
     with pytest.raises(ConfigError, match="relation_rule"):
@@ -237,3 +241,24 @@ def test_custom_loop_drives_train_step() -> None:
     assert ["quiz_loss" in entry for entry in logs] == [True, False, True, False]
     with pytest.raises(ValueError, match="non-empty"):
         tr.train_step(tr.stream[:0])
+
+
+def test_teacher_distill_warmup_ramps_the_teacher_kl_from_zero() -> None:
+    warm = _trainer(_cfg(teacher_distill=2.0, teacher_distill_warmup_epochs=0.5, meta=False))
+    off = _trainer(_cfg(teacher_distill=0.0, meta=False))
+    half = warm.steps_per_epoch * 0.5
+    for tr in (warm, off):
+        tr.start()
+    assert warm.teacher_distill_scale() == 0.0
+    batch = warm.stream[:10]
+    warm.train_step(batch)
+    off.train_step(batch)
+    # first step: the warm-up's scale is 0, so the step equals the one without teacher KL
+    for (name, a), b in zip(warm.model.named_parameters(), off.model.parameters()):
+        assert torch.allclose(a, b, atol=1e-7), name
+    warm.global_step = int(half // 2)
+    assert warm.teacher_distill_scale() == pytest.approx(2.0 * int(half // 2) / half)
+    warm.global_step = int(half) + 1
+    assert warm.teacher_distill_scale() == 2.0
+    with pytest.raises(ConfigError, match="warmup"):
+        MetaSDConfig(teacher_distill_warmup_epochs=-1)
