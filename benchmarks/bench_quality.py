@@ -60,6 +60,7 @@ METHODS: dict[str, dict[str, Any]] = {
     "metasd-aligned": dict(mode="metasd", strategy="aligned"),
     "metasd-degree": dict(mode="metasd", strategy="degree", k_max_factor=None),
     "metasd-degree-kmax": dict(mode="metasd", strategy="degree", k_max=32),
+    "metasd-degree-index": dict(mode="metasd", strategy="degree", k_max=32, importance="index"),
     "metasd-degree-kmax-warmup": dict(mode="metasd", strategy="degree", k_max=32,
                                       teacher_distill_warmup_epochs=1),
     "nometa-degree": dict(mode="metasd", strategy="degree", k_max_factor=None, meta=False),

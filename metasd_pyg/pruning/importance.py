@@ -13,7 +13,13 @@ together). The column mass of group :math:`g` is
   the squared-norm mass of the column across entity and relation tables;
 * ``"product"``: :math:`I(j) = M_\text{entity}(j)\, M_\text{relation}(j)`, a proxy of
   the column's share of trilinear scores :math:`\sum_j h_j r_j \bar t_j`
-  (it is :math:`M_\text{entity}` when no relation table is pruned, RotatE).
+  (it is :math:`M_\text{entity}` when no relation table is pruned, RotatE);
+* ``"index"``: :math:`I(j) = -j`, the fixed order ``0, 1, ..., d-1``,
+  independent of the weights. Nested masks then never re-rank units: a row's
+  kept units change only when its prefix length does (a sparsity ramp). With
+  i.i.d. initialisations any fixed order is as good as another; a re-ranked
+  order moves the few units of low-degree rows onto coordinates the student
+  never trained (measured on WN18RR, ``docs/pruning.md``).
 
 The shared order lists units by decreasing importance (ties: lower index
 first).
@@ -30,7 +36,7 @@ from metasd_pyg.pruning.select import CHUNK_ELEMENTS
 from metasd_pyg.pruning.tables import TableLayout
 
 #: Accepted values of ``importance``.
-IMPORTANCES: tuple[str, ...] = ("magnitude", "product")
+IMPORTANCES: tuple[str, ...] = ("magnitude", "product", "index")
 
 
 def column_mass(table: Tensor, *, chunk: int = CHUNK_ELEMENTS) -> Tensor:
@@ -61,6 +67,9 @@ def unit_importance(
     """
     if importance not in IMPORTANCES:
         raise ValueError(f"unknown importance {importance!r}")
+    if importance == "index":
+        device = tables[layout.groups["entity"][0]].device
+        return -torch.arange(layout.dim, dtype=torch.float64, device=device)
     mass: dict[str, Tensor] = {}
     for group, names in layout.groups.items():
         if names:

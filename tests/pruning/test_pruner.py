@@ -273,3 +273,20 @@ def test_user_errors_at_compute():
         Pruner("degree", 0.99, k_min=1).compute(model, degree=torch.arange(10))
     with pytest.raises(ConfigError, match="dimension"):
         Pruner("degree", 0.5, k_min=5).compute(model, degree=torch.arange(10))
+
+
+@pytest.mark.parametrize("strategy", ["degree", "aligned"])
+def test_index_importance_keeps_a_fixed_order_whatever_the_weights(strategy):
+    model = _model("complex", 40, 3, 12)
+    deg = torch.arange(40)
+    pruner = Pruner(strategy, 0.8, importance="index")
+    first = pruner.compute(model, degree=deg)
+    assert pruner.last_order.tolist() == list(range(12))
+    with torch.no_grad():  # make the last units the heaviest: magnitude would re-rank them
+        for p in model.parameters():
+            p[:, -4:] *= 100
+    assert mask_churn(first, pruner.compute(model, degree=deg)) == 0
+    moved = Pruner(strategy, 0.8).compute(model, degree=deg)
+    assert mask_churn(first, moved) > 0
+    rank_order = Pruner(strategy, 0.8).compute_nested(model, deg).order
+    assert set(rank_order[:4].tolist()) == {8, 9, 10, 11}
