@@ -145,11 +145,26 @@ def _fmt(vals: list[float]) -> str:
     return f"{float(t.mean()):.3f} ± {std:.3f}"
 
 
+#: Hand-written text from this line on in ``<out>.md`` survives regeneration.
+NOTES_MARKER = "<!-- notes: kept when bench_quality regenerates the tables above -->"
+
+
 def write_report(out: Path, command: str) -> str:
-    """Aggregate ``<out>_runs.csv`` / ``<out>_buckets.csv`` into ``<out>.md``."""
+    """Aggregate ``<out>_runs.csv`` / ``<out>_buckets.csv`` into ``<out>.md``.
+
+    An existing ``<out>.md`` keeps its title (first line, if a heading) and
+    everything from :data:`NOTES_MARKER` on: the tables are regenerated, the
+    text people wrote around them is not lost.
+    """
     runs = _read(out.with_name(out.name + "_runs.csv"))
     buckets = _read(out.with_name(out.name + "_buckets.csv"))
-    lines = ["# Quality: MetaSD students vs baselines (CPU protocol)", "",
+    md = out.with_suffix(".md")
+    old = md.read_text(encoding="utf-8") if md.exists() else ""
+    first = old.splitlines()[0] if old else ""
+    title = first if first.startswith("# ") else \
+        "# Quality: MetaSD students vs baselines (CPU protocol)"
+    notes = old[old.index(NOTES_MARKER):] if NOTES_MARKER in old else ""
+    lines = [title, "",
              "Protocol: `docs/training.md` (CPU protocol). Shared settings: "
              + ", ".join(f"{k}={v}" for k, v in PROTOCOL.items() if k != "progress"), "",
              "Test metrics of the model selected on VALID MRR (the student's for "
@@ -208,8 +223,8 @@ def write_report(out: Path, command: str) -> str:
                     lines.append(f"| {method} | " + " | ".join(cells) + " |")
         lines.append("")
     lines += ["Command: `" + command + "`", ""]
-    text = "\n".join(lines)
-    out.with_suffix(".md").write_text(text, encoding="utf-8")
+    text = "\n".join(lines) + ("\n" + notes if notes else "")
+    md.write_text(text, encoding="utf-8")
     return text
 
 
