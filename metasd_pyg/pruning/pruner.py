@@ -15,7 +15,7 @@ table; RotatE's relation phases are never pruned):
   (:mod:`~metasd_pyg.pruning.importance`), kept for every entity and relation:
   all rows keep a common prefix of the shared order, and the remainder of the
   budget gives one more unit to some rows (relation rows first, then the rows
-  with the most mass on that next unit).
+  with the most mass on that next unit, unless ``importance="index"``).
 * ``"degree"``: nested masks whose prefix length grows with the train degree,
   :math:`k_e \propto (\deg_e + 1)^\alpha` clipped to :math:`[k_\min, k_\max]`
   and rescaled so that the density is the target
@@ -102,7 +102,7 @@ class Pruner:
         k_max: int | None = None,
         k_max_factor: float | None = DEFAULT_K_MAX_FACTOR,
         random_fraction: float = 0.0,
-        importance: str = "magnitude",
+        importance: str = "index",
         relation_rule: str = "max",
         seed: int = 0,
     ) -> None:
@@ -304,6 +304,8 @@ class Pruner:
             return torch.cat(parts)
 
         def tie_keys(k: Tensor) -> list[Tensor]:
+            if self.importance == "index":  # masks independent of the weights
+                return [relation_first, -v_rows, deg_key]
             return [relation_first, -v_rows, deg_key, -next_mass(k)]
 
         k = allocate_prefix_lengths(v_rows, budget, k_min=k_min, k_max=k_max, tie_keys=tie_keys)

@@ -92,7 +92,9 @@ class MetaSDConfig:
         relation_rule: How relation rows are masked by nested strategies: ``"max"``
             (the longest entity prefix) or ``"full"`` (dense); see ``docs/pruning.md``.
         importance: Ranking of embedding dimensions for nested strategies:
-            ``"magnitude"`` or ``"product"`` (see :mod:`metasd_pyg.pruning.importance`).
+            ``"index"`` (a fixed order: masks change only with the sparsity),
+            ``"magnitude"`` or ``"product"`` (re-ranked from the current weights
+            at every recomputation); see :mod:`metasd_pyg.pruning.importance`.
         random_fraction: Share of the kept budget chosen at random.
         prune_every_epochs: Recompute masks every this many epochs.
         prune_every_steps: If set, recompute masks every this many steps instead.
@@ -161,7 +163,7 @@ class MetaSDConfig:
     k_max: int | None = None
     k_max_factor: float | None = DEFAULT_K_MAX_FACTOR
     relation_rule: str = "max"
-    importance: str = "magnitude"
+    importance: str = "index"
     random_fraction: float = 0.0
     prune_every_epochs: int = 1
     prune_every_steps: int | None = None

@@ -107,7 +107,7 @@ def test_complex_dimension_pairing(name, strategy):
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_aligned_keeps_whole_dimensions(name):
     model = _model(name, 40, 5, 10)
-    pruner = Pruner("aligned", 0.7)
+    pruner = Pruner("aligned", 0.7, importance="magnitude")
     masks = pruner.compute(model)
     nested = pruner.last_nested
     ks = torch.cat(list(nested.k.values()))
@@ -286,7 +286,7 @@ def test_index_importance_keeps_a_fixed_order_whatever_the_weights(strategy):
         for p in model.parameters():
             p[:, -4:] *= 100
     assert mask_churn(first, pruner.compute(model, degree=deg)) == 0
-    moved = Pruner(strategy, 0.8).compute(model, degree=deg)
+    moved = Pruner(strategy, 0.8, importance="magnitude").compute(model, degree=deg)
     assert mask_churn(first, moved) > 0
-    rank_order = Pruner(strategy, 0.8).compute_nested(model, deg).order
+    rank_order = Pruner(strategy, 0.8, importance="magnitude").compute_nested(model, deg).order
     assert set(rank_order[:4].tolist()) == {8, 9, 10, 11}

@@ -262,3 +262,13 @@ def test_teacher_distill_warmup_ramps_the_teacher_kl_from_zero() -> None:
     assert warm.teacher_distill_scale() == 2.0
     with pytest.raises(ConfigError, match="warmup"):
         MetaSDConfig(teacher_distill_warmup_epochs=-1)
+
+
+def test_default_degree_masks_move_only_with_the_sparsity() -> None:
+    """importance='index' (default): no re-ranking, so churn only comes from a ramp."""
+    steady = _trainer(_cfg(epochs=3, meta=False)).fit()
+    assert [h["mask_churn"] for h in steady.history[1:]] == [0.0, 0.0]
+    ramp = _trainer(_cfg(epochs=3, meta=False, ramp_epochs=2)).fit()
+    assert ramp.history[1]["mask_churn"] > 0
+    ranked = _trainer(_cfg(epochs=3, meta=False, importance="magnitude")).fit()
+    assert any(h["mask_churn"] > 0 for h in ranked.history[1:])
