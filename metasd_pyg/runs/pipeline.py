@@ -40,6 +40,7 @@ from metasd_pyg.runs.config import RESUMABLE_CHANGES, RunConfig, parse_bins
 from metasd_pyg.runs.folder import RunFolder
 from metasd_pyg.runs.logger import RunLogger
 from metasd_pyg.runs.summary import dataset_summary, size_summary
+from metasd_pyg.training.config import saved_config_values
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +170,8 @@ def train_run(
     start = time.perf_counter()
     out = Path(config.run.out) if config.run.out else default_run_dir(config)
     if resume:
-        saved = RunConfig.from_dict(RunFolder.open(out).read_config(), f"{out}/config.json")
+        saved = RunConfig.from_dict(saved_config_values(RunFolder.open(out).read_config()),
+                                    f"{out}/config.json")
         check_resume(saved, config, out)
     # Fail fast, and leave nothing behind, on a bad folder or dataset.
     RunFolder.check_target(out, overwrite=overwrite, resume=resume)

@@ -26,6 +26,30 @@ from metasd_pyg.pruning.pruner import DEFAULT_K_MAX_FACTOR
 #: Training modes (baselines and ablations are modes of the same trainer).
 MODES: tuple[str, ...] = ("metasd", "teacher", "dense_same_nnz", "oneshot")
 
+#: Options added after runs were first saved, with the value that reproduces
+#: those older runs. A saved configuration (run folder, checkpoint) that lacks
+#: one of them was written before it existed and ran with this value; it is
+#: read with it (:func:`saved_config_values`), so resuming such a run keeps its
+#: trajectory instead of silently switching to the newer default.
+ADDED_LATER: dict[str, Any] = {"k_max_factor": None, "teacher_distill_warmup_epochs": 0.0}
+
+#: Options a resumed :class:`~metasd_pyg.training.trainer.Trainer` may change
+#: (they do not alter the training trajectory up to the checkpoint).
+TRAINER_RESUMABLE: frozenset[str] = frozenset({
+    "epochs", "finetune_epochs", "patience", "progress", "threads", "device",
+    "eval_batch_size",
+})
+
+
+def saved_config_values(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` of a saved configuration, with :data:`ADDED_LATER` filled in where absent.
+
+    Args:
+        values: Field name -> value, as written by :meth:`MetaSDConfig.to_dict`.
+    """
+    return {**ADDED_LATER, **values}
+
+
 #: Mask strategies of :class:`metasd_pyg.pruning.Pruner`.
 STRATEGIES: tuple[str, ...] = ("global", "aligned", "degree", "row_topk")
 

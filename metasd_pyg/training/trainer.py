@@ -46,7 +46,7 @@ from metasd_pyg.models.factory import build_model, model_name
 from metasd_pyg.pruning import mask_density
 from metasd_pyg.training.callbacks import Callback, StepContext
 from metasd_pyg.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from metasd_pyg.training.config import MetaSDConfig
+from metasd_pyg.training.config import TRAINER_RESUMABLE, MetaSDConfig, saved_config_values
 from metasd_pyg.training.dynamic import DynamicPruning, MaskComputer, Schedule
 from metasd_pyg.training.losses import (
     entity_cross_entropy,
@@ -545,6 +545,7 @@ class Trainer:
         if folder is None:
             raise ConfigError("no checkpoint directory given")
         tensors, state = load_checkpoint(folder)
+        self._check_resume_config(state.get("config"), folder)
         tensors = {k: v.to(self.device) if not k.startswith("rng/") else v
                    for k, v in tensors.items()}
         self._restore({k: v for k, v in tensors.items() if k.split("/", 1)[0] in
@@ -568,6 +569,21 @@ class Trainer:
         self.extra = dict(state.get("extra", {}))
         self._phase = self._phase_of(self.epoch)
         self._resumed = True
+
+    def _check_resume_config(self, saved: dict[str, Any] | None, folder: Path) -> None:
+        """Refuse to resume with options that would change the run's trajectory."""
+        if saved is None:
+            return
+        saved = saved_config_values(saved)
+        mine = self.config.to_dict()
+        for key in sorted(set(saved) | set(mine)):
+            if key in TRAINER_RESUMABLE or saved.get(key) == mine.get(key):
+                continue
+            raise ConfigError(
+                f"checkpoint in {folder} was written with {key}={saved.get(key)!r}, this "
+                f"trainer has {key}={mine.get(key)!r}: resume with the same value, or start "
+                "a new run"
+            )
 
     # ------------------------------------------------------------------ fit
     def fit(self, *, resume: bool = False) -> TrainResult:

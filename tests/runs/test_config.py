@@ -122,3 +122,16 @@ def test_check_resume_and_defaults(tmp_path):
     assert parse_bins("log:2") == "log:2" and parse_bins("1, 4,16") == [1.0, 4.0, 16.0]
     with pytest.raises(ConfigError):
         parse_bins("1,a")
+
+
+def test_saved_configs_predating_an_option_keep_the_value_they_ran_with(tmp_path):
+    from metasd_pyg.training.config import ADDED_LATER, saved_config_values
+
+    old = RunConfig.resolve({"dataset": "umls"}).to_dict()
+    for key in ADDED_LATER:
+        del old[key]
+    saved = RunConfig.from_dict(saved_config_values(old))
+    assert saved.train.k_max_factor is None and saved.train.teacher_distill_warmup_epochs == 0
+    with pytest.raises(ConfigError, match="cannot change k_max_factor"):
+        check_resume(saved, RunConfig.resolve({"dataset": "umls"}), tmp_path)
+    check_resume(saved, RunConfig.resolve({"dataset": "umls", "k_max_factor": None}), tmp_path)

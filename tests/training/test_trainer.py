@@ -272,3 +272,21 @@ def test_default_degree_masks_move_only_with_the_sparsity() -> None:
     assert ramp.history[1]["mask_churn"] > 0
     ranked = _trainer(_cfg(epochs=3, meta=False, importance="magnitude")).fit()
     assert any(h["mask_churn"] > 0 for h in ranked.history[1:])
+
+
+def test_resume_refuses_a_changed_option_and_reads_older_checkpoints(tmp_path: Path) -> None:
+    cfg = _cfg(epochs=2)
+    _trainer(cfg, checkpoint_dir=tmp_path).fit()
+    with pytest.raises(ConfigError, match=r"sparsity=0\.5, this trainer has sparsity=0\.7"):
+        _trainer(cfg.replace(sparsity=0.7, epochs=3), checkpoint_dir=tmp_path).fit(resume=True)
+    # a checkpoint written before k_max_factor existed ran uncapped: resuming it with the
+    # newer default would change its masks, so only the old value is accepted
+    doc_path = tmp_path / "checkpoint.json"
+    doc = json.loads(doc_path.read_text())
+    del doc["state"]["config"]["k_max_factor"]
+    doc_path.write_text(json.dumps(doc))
+    with pytest.raises(ConfigError, match=r"k_max_factor=None, this trainer has k_max_factor=3\.2"):
+        _trainer(cfg.replace(epochs=3), checkpoint_dir=tmp_path).fit(resume=True)
+    res = _trainer(cfg.replace(epochs=3, k_max_factor=None), checkpoint_dir=tmp_path).fit(
+        resume=True)
+    assert res.history[-1]["epoch"] == 3

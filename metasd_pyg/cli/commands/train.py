@@ -81,7 +81,7 @@ def resolve_config(args: argparse.Namespace) -> Any:
     from metasd_pyg.runs.config import RunConfig, RunOptions
     from metasd_pyg.runs.folder import RunFolder
     from metasd_pyg.runs.options import read_config_file
-    from metasd_pyg.training.config import MetaSDConfig
+    from metasd_pyg.training.config import MetaSDConfig, saved_config_values
 
     names = {f.name for f in dataclasses.fields(RunOptions)} | \
         {f.name for f in dataclasses.fields(MetaSDConfig)}
@@ -94,7 +94,7 @@ def resolve_config(args: argparse.Namespace) -> Any:
         out = flags.get("out") or file_values.get("out")
         if not out:
             raise ConfigError("--resume needs the run folder: give --out RUN")
-        saved = RunFolder.open(out).read_config()
+        saved = saved_config_values(RunFolder.open(out).read_config())
         file_values = {**saved, **file_values}
         file_name = args.config or f"{out}/config.json"
     return RunConfig.resolve(file_values, flags, file_name=file_name)
