@@ -62,6 +62,8 @@ METHODS: dict[str, dict[str, Any]] = {
                           importance="magnitude"),
     "metasd-degree-kmax": dict(mode="metasd", strategy="degree", k_max=32, importance="magnitude"),
     "metasd-degree-index": dict(mode="metasd", strategy="degree", k_max=32, importance="index"),
+    "metasd-degree-index-alpha025": dict(mode="metasd", strategy="degree", k_max=32,
+                                         importance="index", alpha=0.25),
     "metasd-degree-index-warmup": dict(mode="metasd", strategy="degree", k_max=32,
                                        importance="index", teacher_distill_warmup_epochs=1),
     "nometa-degree": dict(mode="metasd", strategy="degree", k_max_factor=None, meta=False,
