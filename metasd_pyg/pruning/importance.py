@@ -9,12 +9,13 @@ together). The column mass of group :math:`g` is
 
 (for ComplEx, :math:`\sum_e |e_j|^2` over complex coordinates). Importances:
 
-* ``"magnitude"`` (default): :math:`I(j) = M_\text{entity}(j) + M_\text{relation}(j)`,
+* ``"magnitude"``: :math:`I(j) = M_\text{entity}(j) + M_\text{relation}(j)`,
   the squared-norm mass of the column across entity and relation tables;
 * ``"product"``: :math:`I(j) = M_\text{entity}(j)\, M_\text{relation}(j)`, a proxy of
   the column's share of trilinear scores :math:`\sum_j h_j r_j \bar t_j`
   (it is :math:`M_\text{entity}` when no relation table is pruned, RotatE);
-* ``"index"``: :math:`I(j) = -j`, the fixed order ``0, 1, ..., d-1``,
+* ``"index"`` (the :class:`~metasd_pyg.pruning.Pruner` default): :math:`I(j) = -j`,
+  the fixed order ``0, 1, ..., d-1``,
   independent of the weights. Nested masks then never re-rank units: a row's
   kept units change only when its prefix length does (a sparsity ramp). With
   i.i.d. initialisations any fixed order is as good as another; a re-ranked
