@@ -25,11 +25,11 @@ import torch
 
 from metasd_pyg.data import load_dataset
 from metasd_pyg.models import build_model
-from metasd_pyg.pruning import Pruner
+from metasd_pyg.pruning import NestedMasks, Pruner
 
 
-def _row(name: str, nested: object) -> str:
-    k = nested.k  # type: ignore[attr-defined]
+def _row(name: str, nested: NestedMasks) -> str:
+    k = nested.k
     ent = k["entity"].double()
     q = torch.quantile(ent, torch.tensor([0.5, 0.9], dtype=torch.float64))
     rel = k.get("relation")

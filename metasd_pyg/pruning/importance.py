@@ -38,6 +38,8 @@ from metasd_pyg.pruning.tables import TableLayout
 
 #: Accepted values of ``importance``.
 IMPORTANCES: tuple[str, ...] = ("magnitude", "product", "index")
+#: Default importance of :class:`~metasd_pyg.pruning.Pruner` and the training config.
+DEFAULT_IMPORTANCE: str = "index"
 
 
 def column_mass(table: Tensor, *, chunk: int = CHUNK_ELEMENTS) -> Tensor:

@@ -41,7 +41,12 @@ import torch
 from torch import Tensor, nn
 
 from metasd_pyg.errors import ConfigError
-from metasd_pyg.pruning.importance import IMPORTANCES, unit_importance, unit_order
+from metasd_pyg.pruning.importance import (
+    DEFAULT_IMPORTANCE,
+    IMPORTANCES,
+    unit_importance,
+    unit_order,
+)
 from metasd_pyg.pruning.masks import Masks, target_count
 from metasd_pyg.pruning.nested import NestedMasks, allocate_prefix_lengths
 from metasd_pyg.pruning.rowwise import row_topk_mask, split_budget
@@ -102,7 +107,7 @@ class Pruner:
         k_max: int | None = None,
         k_max_factor: float | None = DEFAULT_K_MAX_FACTOR,
         random_fraction: float = 0.0,
-        importance: str = "index",
+        importance: str = DEFAULT_IMPORTANCE,
         relation_rule: str = "max",
         seed: int = 0,
     ) -> None:

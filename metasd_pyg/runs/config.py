@@ -27,7 +27,7 @@ from typing import Any
 
 from metasd_pyg.errors import ConfigError
 from metasd_pyg.runs.options import build_dataclass, coerce, field_types
-from metasd_pyg.training.config import MetaSDConfig
+from metasd_pyg.training.config import TRAINER_RESUMABLE, MetaSDConfig
 
 #: Values of ``export_dtype``.
 EXPORT_DTYPES: tuple[str, ...] = ("fp32", "fp16")
@@ -42,9 +42,10 @@ QUICKSTART: dict[str, Any] = {
     "eval_every": 2,
 }
 
-#: Options that may differ from the saved ones when a run is resumed.
-RESUMABLE_CHANGES: frozenset[str] = frozenset({
-    "epochs", "finetune_epochs", "patience", "progress", "threads", "device", "eval_batch_size",
+#: Options that may differ from the saved ones when a run is resumed: the
+#: trainer's (:data:`~metasd_pyg.training.config.TRAINER_RESUMABLE`) and the
+#: run folder's outputs and data location.
+RESUMABLE_CHANGES: frozenset[str] = TRAINER_RESUMABLE | frozenset({
     "data_root", "out", "report", "export_dtype", "bucket_by", "bins",
 })
 

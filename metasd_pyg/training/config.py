@@ -21,6 +21,7 @@ from typing import Any
 
 from metasd_pyg.errors import ConfigError
 from metasd_pyg.models.factory import MODEL_NAMES
+from metasd_pyg.pruning.importance import DEFAULT_IMPORTANCE
 from metasd_pyg.pruning.pruner import DEFAULT_K_MAX_FACTOR
 
 #: Training modes (baselines and ablations are modes of the same trainer).
@@ -187,7 +188,7 @@ class MetaSDConfig:
     k_max: int | None = None
     k_max_factor: float | None = DEFAULT_K_MAX_FACTOR
     relation_rule: str = "max"
-    importance: str = "index"
+    importance: str = DEFAULT_IMPORTANCE
     random_fraction: float = 0.0
     prune_every_epochs: int = 1
     prune_every_steps: int | None = None
