@@ -3,6 +3,13 @@
 See ``docs/pruning.md`` for the math of every strategy.
 """
 
+from metasd_pyg.pruning.config import (
+    DEFAULT_K_MAX_FACTOR,
+    RELATION_RULES,
+    STRATEGIES,
+    PruningConfig,
+    ScheduleConfig,
+)
 from metasd_pyg.pruning.importance import IMPORTANCES, unit_importance, unit_order
 from metasd_pyg.pruning.masks import (
     Masks,
@@ -14,13 +21,7 @@ from metasd_pyg.pruning.masks import (
 )
 from metasd_pyg.pruning.modulus import safe_modulus
 from metasd_pyg.pruning.nested import NestedMasks, allocate_prefix_lengths
-from metasd_pyg.pruning.pruner import (
-    DEFAULT_K_MAX_FACTOR,
-    NESTED_STRATEGIES,
-    RELATION_RULES,
-    STRATEGIES,
-    Pruner,
-)
+from metasd_pyg.pruning.pruner import NESTED_STRATEGIES, Pruner
 from metasd_pyg.pruning.rowwise import row_topk_mask, split_budget
 from metasd_pyg.pruning.schedule import RAMPS, PruningSchedule
 from metasd_pyg.pruning.select import select_top
@@ -36,7 +37,9 @@ __all__ = [
     "Masks",
     "NestedMasks",
     "Pruner",
+    "PruningConfig",
     "PruningSchedule",
+    "ScheduleConfig",
     "TableLayout",
     "allocate_prefix_lengths",
     "apply_masks",

@@ -28,7 +28,9 @@ first).
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Mapping
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -36,10 +38,12 @@ from torch import Tensor
 from metasd_pyg.pruning.select import CHUNK_ELEMENTS
 from metasd_pyg.pruning.tables import TableLayout
 
+#: Unit importances of the nested strategies.
+Importance = Literal["magnitude", "product", "index"]
 #: Accepted values of ``importance``.
-IMPORTANCES: tuple[str, ...] = ("magnitude", "product", "index")
+IMPORTANCES: tuple[str, ...] = typing.get_args(Importance)
 #: Default importance of :class:`~metasd_pyg.pruning.Pruner` and the training config.
-DEFAULT_IMPORTANCE: str = "index"
+DEFAULT_IMPORTANCE: Importance = "index"
 
 
 def column_mass(table: Tensor, *, chunk: int = CHUNK_ELEMENTS) -> Tensor:

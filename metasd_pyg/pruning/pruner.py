@@ -41,38 +41,25 @@ import torch
 from torch import Tensor, nn
 
 from metasd_pyg.errors import ConfigError
-from metasd_pyg.pruning.importance import (
-    DEFAULT_IMPORTANCE,
-    IMPORTANCES,
-    unit_importance,
-    unit_order,
-)
+from metasd_pyg.pruning.config import DEFAULT_K_MAX_FACTOR, PruningConfig
+from metasd_pyg.pruning.importance import DEFAULT_IMPORTANCE, unit_importance, unit_order
 from metasd_pyg.pruning.masks import Masks, target_count
 from metasd_pyg.pruning.nested import NestedMasks, allocate_prefix_lengths
 from metasd_pyg.pruning.rowwise import row_topk_mask, split_budget
 from metasd_pyg.pruning.select import random_score, select_top
 from metasd_pyg.pruning.tables import TableLayout, layout_weights, pruned_tables
 
-#: Accepted strategies.
-STRATEGIES: tuple[str, ...] = ("global", "row_topk", "aligned", "degree")
 #: Strategies whose masks are nested prefixes of one shared unit order.
 NESTED_STRATEGIES: tuple[str, ...] = ("aligned", "degree")
-#: Accepted relation rules of the nested strategies.
-RELATION_RULES: tuple[str, ...] = ("max", "full")
-#: Default cap of the ``degree`` prefixes, as a multiple of the mean prefix
-#: length (see :class:`Pruner`): at rank 100 and 90% sparsity the mean is 10
-#: units and the cap 32, the cap measured best on FB15k-237 and neutral on
-#: Kinship/UMLS/WN18RR (``benchmarks/results/quality*.md``).
-DEFAULT_K_MAX_FACTOR: float = 3.2
 
 
 class Pruner:
     r"""Computes pruning masks from a model's current weights.
 
     Args:
-        strategy: One of :data:`STRATEGIES`.
+        strategy: One of :data:`~metasd_pyg.pruning.config.STRATEGIES`.
         sparsity: Target share of pruned weights over all pruned tables, in
-            ``[0, 1]``; the number of kept weights is
+            ``[0, 1)``; the number of kept weights is
             :func:`~metasd_pyg.pruning.masks.target_count` of the total
             (exact for ``global`` and ``row_topk``; within one weight for the
             nested strategies of ComplEx/RotatE, whose units are two reals).
@@ -93,7 +80,7 @@ class Pruner:
         importance: Unit importance of the nested strategies, one of
             :data:`~metasd_pyg.pruning.importance.IMPORTANCES`.
         relation_rule: Relation rows of the nested strategies, one of
-            :data:`RELATION_RULES` (see the module docstring).
+            :data:`~metasd_pyg.pruning.config.RELATION_RULES` (see the module docstring).
         seed: Seed of the random component.
     """
 
@@ -111,39 +98,41 @@ class Pruner:
         relation_rule: str = "max",
         seed: int = 0,
     ) -> None:
-        if strategy not in STRATEGIES:
-            known = ", ".join(STRATEGIES)
-            raise ConfigError(f"unknown pruning strategy {strategy!r}; known: {known}")
-        _check_sparsity(sparsity)
-        if not torch.isfinite(torch.tensor(float(alpha))):
-            raise ConfigError(f"alpha must be finite, got {alpha}")
-        if k_min < 0:
-            raise ConfigError(f"k_min must be >= 0, got {k_min}")
-        if k_max is not None and k_max < max(k_min, 1):
-            raise ConfigError(f"k_max must be >= max(k_min, 1), got k_max={k_max}, k_min={k_min}")
-        if k_max_factor is not None and not 1.0 <= float(k_max_factor) < math.inf:
-            raise ConfigError(f"k_max_factor must be a finite number >= 1, got {k_max_factor}")
-        if not 0.0 <= random_fraction <= 1.0:
-            raise ConfigError(f"random_fraction must be in [0, 1], got {random_fraction}")
-        if importance not in IMPORTANCES:
-            raise ConfigError(f"unknown importance {importance!r}; known: {', '.join(IMPORTANCES)}")
-        if relation_rule not in RELATION_RULES:
-            raise ConfigError(
-                f"unknown relation_rule {relation_rule!r}; known: {', '.join(RELATION_RULES)}"
-            )
-        self.strategy = strategy
-        self.sparsity = float(sparsity)
-        self.alpha = float(alpha)
-        self.k_min = int(k_min)
-        self.k_max = k_max
-        self.k_max_factor = None if k_max_factor is None else float(k_max_factor)
-        self.random_fraction = float(random_fraction)
-        self.importance = importance
-        self.relation_rule = relation_rule
+        config = PruningConfig(
+            strategy=strategy, sparsity=float(sparsity), alpha=float(alpha),  # type: ignore[arg-type]
+            k_min=int(k_min), k_max=k_max,
+            k_max_factor=None if k_max_factor is None else float(k_max_factor),
+            relation_rule=relation_rule, importance=importance,  # type: ignore[arg-type]
+            random_fraction=float(random_fraction))
+        self._config = config
+        self.strategy = config.strategy
+        self.sparsity = config.sparsity
+        self.alpha = config.alpha
+        self.k_min = config.k_min
+        self.k_max = config.k_max
+        self.k_max_factor = config.k_max_factor
+        self.random_fraction = config.random_fraction
+        self.importance = config.importance
+        self.relation_rule = config.relation_rule
         self.seed = int(seed)
         #: Nested structure of the last :meth:`compute` of a nested strategy
         #: without random component (else ``None``).
         self.last_nested: NestedMasks | None = None
+
+    @classmethod
+    def from_config(cls, config: PruningConfig, *, seed: int = 0) -> Pruner:
+        """The pruner of a :class:`~metasd_pyg.pruning.config.PruningConfig` section.
+
+        Args:
+            config: The section.
+            seed: Seed of the random component (the run's seed).
+        """
+        return cls(**{o.name: getattr(config, o.name) for o in config.options()}, seed=seed)
+
+    @property
+    def config(self) -> PruningConfig:
+        """The section this pruner computes masks with."""
+        return self._config
 
     def __repr__(self) -> str:
         return (

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import KW_ONLY, dataclass
 
 from metasd_pyg.errors import ConfigError
+from metasd_pyg.pruning.config import ScheduleConfig
 
 #: Accepted ramp shapes.
 RAMPS: tuple[str, ...] = ("cubic", "linear")
@@ -71,6 +72,26 @@ class PruningSchedule:
             raise ConfigError(f"unknown ramp {self.ramp!r}; known: {', '.join(RAMPS)}")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise ConfigError(f"steps_per_epoch must be >= 1, got {self.steps_per_epoch}")
+
+    @classmethod
+    def from_config(cls, config: ScheduleConfig, target_sparsity: float, *,
+                    steps_per_epoch: int | None = None) -> PruningSchedule:
+        """The schedule of a :class:`~metasd_pyg.pruning.config.ScheduleConfig` section.
+
+        Args:
+            config: The section.
+            target_sparsity: The pruner's target sparsity.
+            steps_per_epoch: Batches per epoch of the run.
+        """
+        return cls(target_sparsity, every_epochs=config.every_epochs,
+                   every_steps=config.every_steps, ramp_epochs=config.ramp_epochs,
+                   steps_per_epoch=steps_per_epoch)
+
+    @property
+    def config(self) -> ScheduleConfig:
+        """The section this schedule runs with."""
+        return ScheduleConfig(every_epochs=self.every_epochs, every_steps=self.every_steps,
+                              ramp_epochs=self.ramp_epochs)
 
     def progress(self, epoch: int, step: int = 0) -> float:
         """Ramp progress :math:`p \\in [0, 1]` at ``(epoch, step)``.

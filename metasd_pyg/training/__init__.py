@@ -1,4 +1,4 @@
-"""MetaSD training: losses, one-step meta self-distillation, the trainer and its baselines.
+"""MetaSD training: sections, objectives, the meta step, the trainer and its compositions.
 
 Paper: Li, Liu, Yang, Li, "Self-Distillation with Meta Learning for Knowledge
 Graph Completion", Findings of EMNLP 2022,
@@ -7,11 +7,19 @@ https://aclanthology.org/2022.findings-emnlp.149/. See ``docs/training.md``.
 
 from metasd_pyg.training.api import MetaSD, train_metasd
 from metasd_pyg.training.callbacks import Callback, StepContext
-from metasd_pyg.training.checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from metasd_pyg.training.config import MODES, PAPER_FB15K237, STRATEGIES, MetaSDConfig
+from metasd_pyg.training.checkpoint import (
+    TrainingState,
+    check_resume,
+    has_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+)
+from metasd_pyg.training.config import PAPER_FB15K237, MetaSDConfig
 from metasd_pyg.training.dynamic import DynamicPruning
 from metasd_pyg.training.losses import (
     REGULARIZERS,
+    KLWeights,
+    MutualWeights,
     distillation_loss,
     dura,
     entity_cross_entropy,
@@ -24,9 +32,21 @@ from metasd_pyg.training.losses import (
     sampled_cross_entropy,
     tail_logits,
 )
-from metasd_pyg.training.meta import META_PATHS, MetaStep, meta_gradient
-from metasd_pyg.training.optim import OPTIMIZERS, make_optimizer
-from metasd_pyg.training.trainer import Trainer, TrainResult, resolve_device, same_nnz_dim
+from metasd_pyg.training.meta import META_PATHS, MetaConfig, MetaStep, meta_gradient
+from metasd_pyg.training.modes import MODES, ROLES, RecipeConfig, Role, has_student, roles_of
+from metasd_pyg.training.objective import (
+    DenseObjective,
+    DistillConfig,
+    LossConfig,
+    MaskedObjective,
+    MutualObjective,
+    Objective,
+)
+from metasd_pyg.training.optim import OPTIMIZERS, OptimConfig, make_optimizer
+from metasd_pyg.training.recipes import Built, OneShot, PruneOnce, compose, same_nnz_dim
+from metasd_pyg.training.result import TrainResult
+from metasd_pyg.training.runtime import RuntimeConfig, resolve_device
+from metasd_pyg.training.trainer import Trainer, TrainerConfig
 
 __all__ = [
     "META_PATHS",
@@ -34,19 +54,40 @@ __all__ = [
     "OPTIMIZERS",
     "PAPER_FB15K237",
     "REGULARIZERS",
-    "STRATEGIES",
+    "ROLES",
+    "Built",
     "Callback",
+    "DenseObjective",
+    "DistillConfig",
     "DynamicPruning",
+    "KLWeights",
+    "LossConfig",
+    "MaskedObjective",
+    "MetaConfig",
     "MetaSD",
     "MetaSDConfig",
     "MetaStep",
+    "MutualObjective",
+    "MutualWeights",
+    "Objective",
+    "OneShot",
+    "OptimConfig",
+    "PruneOnce",
+    "RecipeConfig",
+    "Role",
+    "RuntimeConfig",
     "StepContext",
     "TrainResult",
     "Trainer",
+    "TrainerConfig",
+    "TrainingState",
+    "check_resume",
+    "compose",
     "distillation_loss",
     "dura",
     "entity_cross_entropy",
     "has_checkpoint",
+    "has_student",
     "load_checkpoint",
     "make_optimizer",
     "meta_gradient",
@@ -56,6 +97,7 @@ __all__ = [
     "regularizer",
     "relation_cross_entropy",
     "resolve_device",
+    "roles_of",
     "same_nnz_dim",
     "sample_candidates",
     "sampled_cross_entropy",

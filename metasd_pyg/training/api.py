@@ -13,7 +13,7 @@ https://aclanthology.org/2022.findings-emnlp.149/.
     result = train_metasd(graph, model="complex", dim=100, sparsity=0.9, strategy="degree")
     print(result.student_test.summary["mrr"])
 
-    # or with parts of your own:
+    # or with parts of your own (each recorded in result.config):
     from metasd_pyg.models import build_model
     from metasd_pyg.pruning import Pruner
     from metasd_pyg.training import MetaSD, MetaStep
@@ -38,7 +38,9 @@ from metasd_pyg.training.callbacks import Callback
 from metasd_pyg.training.config import MetaSDConfig
 from metasd_pyg.training.dynamic import MaskComputer, Schedule
 from metasd_pyg.training.meta import MetaStep
-from metasd_pyg.training.trainer import Evaluator, Trainer, TrainResult
+from metasd_pyg.training.recipes import Built, Run, compose
+from metasd_pyg.training.result import TrainResult
+from metasd_pyg.training.trainer import Evaluator
 
 
 def MetaSD(
@@ -54,33 +56,35 @@ def MetaSD(
     evaluator: Evaluator | None = None,
     config: MetaSDConfig | None = None,
     **options: Any,
-) -> Trainer:
-    """A :class:`Trainer` for MetaSD from keyword options.
+) -> Run:
+    """A MetaSD run (or a baseline, ``mode=...``) from built parts and flat options.
+
+    Every part passed in replaces the one its section describes, and the
+    run's :attr:`config` records what it is (``Pruner("aligned", 0.9)`` records
+    ``strategy: aligned``; a model of width 16 records ``dim: 16``).
 
     Args:
-        model: PyG KGE model (reciprocal) or ``None`` to build ``options["model"]``.
+        model: PyG KGE model (reciprocal) or ``None`` to build the model section's.
         graph: The knowledge graph.
-        pruner: Mask computer (default ``Pruner(strategy, sparsity, ...)`` from the options).
-        schedule: Mask recomputation schedule (default from the options).
+        pruner: Mask computer (default ``Pruner.from_config`` of the pruning section).
+        schedule: Mask recomputation schedule (default from the schedule section).
         meta: A :class:`MetaStep`, ``False`` for the no-meta ablation, ``None``/``True``
-            for the default meta step built from the options.
+            for the meta section's.
         callbacks: Extra callbacks.
         checkpoint_dir: Folder for atomic checkpoints.
-        device: Device (default ``options["device"]``, ``"auto"``).
+        device: Device (default the runtime section's, ``"auto"``).
         evaluator: Evaluation function (default :func:`metasd_pyg.evaluation.evaluate`).
-        config: Base configuration; ``options`` override its fields.
-        **options: Any :class:`MetaSDConfig` field (``epochs=``, ``sparsity=``, ...).
+        config: Base configuration; ``options`` override its options.
+        **options: Flat options (``epochs=``, ``sparsity=``, ...; see
+            :class:`MetaSDConfig`); an unknown one raises ``ConfigError``.
     """
     cfg = (config or MetaSDConfig()).replace(**options)
-    part: MetaStep | None = None
     if meta is False:
         cfg = cfg.replace(meta=False)
-    elif isinstance(meta, MetaStep):
-        cfg = cfg.replace(meta=True, meta_every=meta.every, meta_path=meta.path)
-        part = meta
-    return Trainer(model, graph, cfg, pruner=pruner, schedule=schedule, meta=part,
-                   callbacks=callbacks, checkpoint_dir=checkpoint_dir, device=device,
-                   evaluator=evaluator)
+    built = Built(model=model, pruner=pruner, schedule=schedule,
+                  meta=None if meta is True else meta, callbacks=callbacks,
+                  checkpoint_dir=checkpoint_dir, device=device, evaluator=evaluator)
+    return compose(graph, cfg, built)
 
 
 def train_metasd(
@@ -104,8 +108,8 @@ def train_metasd(
         checkpoint_dir: Folder for atomic checkpoints.
         resume: Continue from the checkpoint in ``checkpoint_dir``.
         callbacks: Extra callbacks.
-        **options: Any other :class:`MetaSDConfig` field.
+        **options: Any other flat option of :class:`MetaSDConfig`.
     """
-    cfg = MetaSDConfig(model=model, dim=dim, sparsity=sparsity, **options)
-    trainer = Trainer(None, graph, cfg, callbacks=callbacks, checkpoint_dir=checkpoint_dir)
-    return trainer.fit(resume=resume)
+    cfg = MetaSDConfig.flat(model=model, dim=dim, sparsity=sparsity, **options)
+    run = compose(graph, cfg, Built(callbacks=callbacks, checkpoint_dir=checkpoint_dir))
+    return run.fit(resume=resume)

@@ -21,6 +21,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 if TYPE_CHECKING:
+    from metasd_pyg.sections import Section
     from metasd_pyg.training.trainer import Trainer
 
 
@@ -72,6 +73,19 @@ class Callback:
 
     #: Name under which the part's state is stored in checkpoints.
     name: str = "callback"
+
+    def sections(self) -> tuple[Section, ...]:
+        """The configuration sections the part runs with (recorded in the run's config)."""
+        return ()
+
+    def held_out(self, train: Tensor, seed: int) -> Tensor | None:
+        """Indices of training triples the part keeps out of the training stream (or ``None``).
+
+        Args:
+            train: ``[N, 3]`` training triples of the graph.
+            seed: The run's seed.
+        """
+        return None
 
     def on_fit_start(self, trainer: Trainer) -> None:
         """Called once before the first epoch (also when resuming)."""

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +90,134 @@ def load_checkpoint(directory: str | os.PathLike[str]) -> tuple[dict[str, Tensor
     if not tensor_path.is_file():
         raise RunFolderError(f"{tensor_path}: tensor file of the checkpoint is missing")
     return load_file(str(tensor_path)), doc["state"]
+
+
+# --------------------------------------------------------------------------
+# The training state in a checkpoint: the one reader every command uses.
+
+
+def _prefixed(tensors: Mapping[str, Tensor], prefix: str) -> dict[str, Tensor]:
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+@dataclass
+class TrainingState:
+    """Everything a trainer checkpoints, by meaning instead of by tensor-key prefix.
+
+    Tensor keys in the safetensors file: ``model/<param>``, ``mask/<param>``,
+    ``best/model/<param>`` and ``best/mask/<param>`` (the selected epoch),
+    ``opt/<index>/<key>`` (main optimiser), ``rng/generator`` and
+    ``part/<name>/<key>`` (a part's tensors); the rest is JSON.
+
+    Attributes:
+        model: Parameter name -> tensor.
+        masks: Parameter name -> bool mask (empty without a student).
+        best: The selected epoch's snapshot (``model/...``, ``mask/...``) or ``None``.
+        optimizer: ``(tensors, json)`` of the main optimiser
+            (:func:`~metasd_pyg.training.optim.optimizer_state`).
+        generator: State of the run's random generator.
+        parts: Part name -> ``(tensors, json)``.
+        progress: ``epoch``, ``global_step``, ``history``, ``best_metric``,
+            ``best_epoch``, ``bad_evals``, ``extra``.
+        config: The flat configuration the run was written with (options added
+            later filled in, :func:`~metasd_pyg.training.config.saved_config_values`),
+            ``None`` for checkpoints that lack one.
+    """
+
+    model: dict[str, Tensor]
+    masks: dict[str, Tensor]
+    best: dict[str, Tensor] | None
+    optimizer: tuple[dict[str, Tensor], dict[str, Any]]
+    generator: Tensor
+    parts: dict[str, tuple[dict[str, Tensor], dict[str, Any]]]
+    progress: dict[str, Any]
+    config: dict[str, Any] | None
+
+    @property
+    def epoch(self) -> int:
+        """Finished epochs."""
+        return int(self.progress["epoch"])
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write the state atomically (:func:`save_checkpoint`); returns the JSON path.
+
+        Args:
+            directory: Checkpoint folder.
+        """
+        tensors: dict[str, Tensor] = {f"model/{k}": v for k, v in self.model.items()}
+        tensors.update({f"mask/{k}": v for k, v in self.masks.items()})
+        if self.best is not None:
+            tensors.update({f"best/{k}": v for k, v in self.best.items()})
+        tensors.update({f"opt/{k}": v for k, v in self.optimizer[0].items()})
+        tensors["rng/generator"] = self.generator
+        parts_json: dict[str, Any] = {}
+        for name, (pt, ps) in self.parts.items():
+            tensors.update({f"part/{name}/{k}": v for k, v in pt.items()})
+            parts_json[name] = ps
+        state = {**self.progress, "optimizer": self.optimizer[1], "parts": parts_json,
+                 "config": self.config, "has_best": self.best is not None}
+        return save_checkpoint(directory, f"{self.epoch:05d}", tensors, state)
+
+    @classmethod
+    def read(cls, directory: str | os.PathLike[str]) -> TrainingState:
+        """Read the committed checkpoint of ``directory``.
+
+        Args:
+            directory: Checkpoint folder.
+
+        Raises:
+            RunFolderError: No checkpoint, a corrupt one, or one missing its tensors.
+        """
+        from metasd_pyg.training.config import saved_config_values
+
+        tensors, state = load_checkpoint(directory)
+        where = Path(directory) / CHECKPOINT_JSON
+        try:
+            parts_json = state.get("parts", {})
+            parts = {name: (_prefixed(tensors, f"part/{name}/"), parts_json[name])
+                     for name in parts_json}
+            progress = {k: state[k] for k in ("epoch", "global_step", "history", "best_metric",
+                                              "best_epoch", "bad_evals")}
+            progress["extra"] = dict(state.get("extra", {}))
+            config = state.get("config")
+            return cls(
+                model=_prefixed(tensors, "model/"),
+                masks={k: v.bool() for k, v in _prefixed(tensors, "mask/").items()},
+                best=_prefixed(tensors, "best/") if state.get("has_best") else None,
+                optimizer=(_prefixed(tensors, "opt/"), state["optimizer"]),
+                generator=tensors["rng/generator"],
+                parts=parts, progress=progress,
+                config=None if config is None else saved_config_values(config),
+            )
+        except KeyError as exc:
+            raise RunFolderError(f"{where}: checkpoint lacks {exc.args[0]!r}") from None
+
+
+def check_resume(saved: Mapping[str, Any] | None, given: Mapping[str, Any],
+                 resumable: Iterable[str], where: str) -> None:
+    """The resume guard: refuse options that would change a run's trajectory.
+
+    Used by :meth:`~metasd_pyg.training.trainer.Trainer.load_checkpoint` (the
+    trainer's options) and by the run pipeline before any data loads (with the
+    run folder's options too).
+
+    Args:
+        saved: Flat configuration the run was written with (``None``: nothing to check).
+        given: Flat configuration asked for now.
+        resumable: Keys that may differ.
+        where: Names the run folder or checkpoint in the message.
+
+    Raises:
+        ConfigError: The first differing key outside ``resumable``, with both values.
+    """
+    from metasd_pyg.errors import ConfigError
+
+    if saved is None:
+        return
+    allowed = set(resumable)
+    for key in sorted(set(saved) | set(given)):
+        if key in allowed or saved.get(key) == given.get(key):
+            continue
+        raise ConfigError(
+            f"{where} was written with {key}={saved.get(key)!r}, this run has "
+            f"{key}={given.get(key)!r}: resume with the same value, or start a new run")

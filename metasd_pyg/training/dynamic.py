@@ -22,6 +22,7 @@ from metasd_pyg.pruning import mask_churn, mask_density
 from metasd_pyg.training.callbacks import Callback, StepContext
 
 if TYPE_CHECKING:
+    from metasd_pyg.sections import Section
     from metasd_pyg.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,11 @@ class DynamicPruning(Callback):
         self.degree = degree
         self._churns: list[float] = []
         self._step_in_epoch = 0
+
+    def sections(self) -> tuple[Section, ...]:
+        """The pruner's and the schedule's sections (those that report one)."""
+        found = (getattr(self.pruner, "config", None), getattr(self.schedule, "config", None))
+        return tuple(s for s in found if s is not None)
 
     def recompute(self, trainer: Trainer, epoch: int, step: int) -> float | None:
         """Recompute the masks now; return the churn (``None`` for the first masks)."""

@@ -17,7 +17,9 @@ stream (see :func:`reciprocal_triples`): every row is a tail query
 
 from __future__ import annotations
 
-from typing import Any
+import typing
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -34,8 +36,10 @@ from metasd_pyg.models.scoring import (
     tail_query,
 )
 
+#: Regularisers of :func:`regularizer`.
+RegularizerName = Literal["dura", "n3", "none"]
 #: Regulariser names accepted by :func:`regularizer`.
-REGULARIZERS: tuple[str, ...] = ("dura", "n3", "none")
+REGULARIZERS: tuple[str, ...] = typing.get_args(RegularizerName)
 
 
 def reciprocal_triples(triples: Tensor, num_relations: int) -> Tensor:
@@ -295,12 +299,49 @@ def kl_divergence(p_logits: Tensor, q_logits: Tensor, temperature: float = 1.0) 
     return (log_p.exp() * (log_p - log_q)).sum(-1).mean()
 
 
+@dataclass(frozen=True)
+class KLWeights:
+    r"""Weights of the two-way temperature KL, :math:`w_f\,\mathrm{KL}(p_a\|p_b) + w_r\,\mathrm{KL}(p_b\|p_a)`.
+
+    ``a`` is the model being trained in the mutual step (``b`` the other
+    model's detached logits) and the teacher in the meta step's virtual step
+    (``b`` the student). The official code's values are 3 and 1.
+
+    Args:
+        forward: :math:`w_f`, weight of :math:`\mathrm{KL}(p_a\|p_b)` (flag ``--distill-weight-ts``).
+        reverse: :math:`w_r`, weight of :math:`\mathrm{KL}(p_b\|p_a)` (flag ``--distill-weight-st``).
+    """
+
+    forward: float = 3.0
+    reverse: float = 1.0
+
+
+@dataclass(frozen=True)
+class MutualWeights:
+    r"""Weights of the fused mutual loss (:func:`mutual_logit_loss`).
+
+    Args:
+        temperature: Distillation temperature :math:`	au`.
+        kl: The two-way KL weights of :math:`D`.
+        teacher_scale: :math:`\lambda_T`, scale of the teacher's distillation term.
+        student_scale: :math:`\lambda_S`, scale of the student's distillation term.
+        teacher_weight: :math:`a_T`, weight of the teacher's whole loss.
+        student_weight: :math:`a_S`, weight of the student's whole loss.
+    """
+
+    temperature: float = 3.0
+    kl: KLWeights = KLWeights()
+    teacher_scale: float = 1.0
+    student_scale: float = 1.0
+    teacher_weight: float = 1.0
+    student_weight: float = 1.0
+
+
 def distillation_loss(
     a_logits: Tensor,
     b_logits: Tensor,
     temperature: float = 3.0,
-    weight_ab: float = 3.0,
-    weight_ba: float = 1.0,
+    weights: KLWeights = KLWeights(),
 ) -> Tensor:
     r"""Two-way temperature KL of the MetaSD code.
 
@@ -319,9 +360,9 @@ def distillation_loss(
         a_logits: ``[B, C]`` logits of the first distribution.
         b_logits: ``[B, C]`` logits of the second distribution.
         temperature: Softmax temperature :math:`\tau`.
-        weight_ab: Weight of :math:`\mathrm{KL}(p_a \| p_b)`.
-        weight_ba: Weight of :math:`\mathrm{KL}(p_b \| p_a)`.
+        weights: :math:`w_{ab}` (``forward``) and :math:`w_{ba}` (``reverse``).
     """
+    weight_ab, weight_ba = weights.forward, weights.reverse
     log_a = F.log_softmax(a_logits / temperature, dim=-1)
     log_b = F.log_softmax(b_logits / temperature, dim=-1)
     diff = log_a - log_b
@@ -368,7 +409,7 @@ def _mutual_block(
     :math:`\partial_a \mathrm{KL}(p\|q) = \tau^{-1} p \odot (\log p - \log q - \mathrm{KL}(p\|q))`
     and :math:`\partial_a \mathrm{KL}(q\|p) = \tau^{-1}(p - q)`.
     """
-    tau, w1, w2, lam_t, lam_s, a_t, a_s = consts
+    tau, w_f, w_r, lam_t, lam_s, a_t, a_s = consts
     rows = torch.arange(z_t.size(0), device=z_t.device)
     log_t, p_t, ce_t = _softmaxes(z_t, rows, target, tau, g_t)
     log_s, p_s, ce_s = _softmaxes(z_s, rows, target, tau, g_s)
@@ -380,18 +421,18 @@ def _mutual_block(
     kl_ts = tmp.sum(-1)  # KL(T||S) per row
     kl_st = torch.mul(p_s, d, out=tmp).sum(-1).neg_()  # KL(S||T) per row
     loss = (a_t * ce_t + a_s * ce_s
-            + (a_t * lam_t * w1 + a_s * lam_s * w2) * kl_ts.sum()
-            + (a_t * lam_t * w2 + a_s * lam_s * w1) * kl_st.sum())
-    # teacher: CE + lam_t [w1 KL(T||sg S) + w2 KL(sg S||T)]
+            + (a_t * lam_t * w_f + a_s * lam_s * w_r) * kl_ts.sum()
+            + (a_t * lam_t * w_r + a_s * lam_s * w_f) * kl_st.sum())
+    # teacher: CE + lam_t [w_f KL(T||sg S) + w_r KL(sg S||T)]
     if lam_t:
         c = lam_t / tau
         torch.sub(d, kl_ts[:, None], out=tmp).mul_(p_t)
-        g_t.add_(tmp, alpha=c * w1).add_(p_t, alpha=c * w2).sub_(p_s, alpha=c * w2)
-    # student: CE + lam_s [w1 KL(S||sg T) + w2 KL(sg T||S)]
+        g_t.add_(tmp, alpha=c * w_f).add_(p_t, alpha=c * w_r).sub_(p_s, alpha=c * w_r)
+    # student: CE + lam_s [w_f KL(S||sg T) + w_r KL(sg T||S)]
     if lam_s:
         c = lam_s / tau
         torch.add(d, kl_st[:, None], out=tmp).mul_(p_s)  # -(grad direction)
-        g_s.sub_(tmp, alpha=c * w1).add_(p_s, alpha=c * w2).sub_(p_t, alpha=c * w2)
+        g_s.sub_(tmp, alpha=c * w_f).add_(p_s, alpha=c * w_r).sub_(p_t, alpha=c * w_r)
     g_t.mul_(a_t)
     g_s.mul_(a_s)
     return loss
@@ -407,7 +448,7 @@ class _MutualLogitLoss(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: Any, z_t: Tensor, z_s: Tensor, target: Tensor, tau: float, w1: float, w2: float,
+        ctx: Any, z_t: Tensor, z_s: Tensor, target: Tensor, tau: float, w_f: float, w_r: float,
         lam_t: float, lam_s: float, a_t: float, a_s: float,
     ) -> Tensor:
         n, c = z_t.shape
@@ -415,7 +456,7 @@ class _MutualLogitLoss(torch.autograd.Function):
         g_t = torch.empty_like(z_t)
         g_s = torch.empty_like(z_s)
         step = n if z_t.device.type != "cpu" else max(1, CPU_BLOCK_ELEMENTS // max(c, 1))
-        consts = (tau, w1, w2, lam_t, lam_s, a_t, a_s)
+        consts = (tau, w_f, w_r, lam_t, lam_s, a_t, a_s)
         total = z_t.new_zeros(())
         for i in range(0, n, step):
             j = min(n, i + step)
@@ -435,13 +476,7 @@ def mutual_logit_loss(
     z_t: Tensor,
     z_s: Tensor,
     target: Tensor,
-    temperature: float = 3.0,
-    weight_ab: float = 3.0,
-    weight_ba: float = 1.0,
-    teacher_scale: float = 1.0,
-    student_scale: float = 1.0,
-    teacher_weight: float = 1.0,
-    student_weight: float = 1.0,
+    weights: MutualWeights = MutualWeights(),
 ) -> Tensor:
     r"""Mutual step's logit losses, fused: one pass over the ``[B, C]`` tables.
 
@@ -466,16 +501,12 @@ def mutual_logit_loss(
         z_t: ``[B, C]`` teacher logits.
         z_s: ``[B, C]`` student logits.
         target: ``[B]`` answer columns.
-        temperature: :math:`\tau`.
-        weight_ab: Weight of KL(self || other).
-        weight_ba: Weight of KL(other || self).
-        teacher_scale: :math:`\lambda_T`.
-        student_scale: :math:`\lambda_S`.
-        teacher_weight: :math:`a_T`.
-        student_weight: :math:`a_S`.
+        weights: :math:`\tau`, the KL weights of :math:`D`, :math:`\lambda_T,
+            \lambda_S, a_T, a_S`.
     """
-    out: Tensor = _MutualLogitLoss.apply(z_t, z_s, target, temperature, weight_ab, weight_ba,
-                                         teacher_scale, student_scale, teacher_weight,
-                                         student_weight)
+    w = weights
+    out: Tensor = _MutualLogitLoss.apply(z_t, z_s, target, w.temperature, w.kl.forward,
+                                         w.kl.reverse, w.teacher_scale, w.student_scale,
+                                         w.teacher_weight, w.student_weight)
     return out
 

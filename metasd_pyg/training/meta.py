@@ -53,27 +53,76 @@ batch (default 256), so its cost does not grow with the training batch.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 from torch import Tensor
 from torch_geometric.nn.kge import KGEModel
 
 from metasd_pyg.errors import ConfigError
+from metasd_pyg.sections import Section, check, option
 from metasd_pyg.training.callbacks import Callback, StepContext
 from metasd_pyg.training.losses import (
+    KLWeights,
     entity_cross_entropy,
     regularizer,
     tail_logits,
 )
+from metasd_pyg.training.optim import OptimizerName
 from metasd_pyg.training.views import compact_view, leaf_copies, student_weights
 
 if TYPE_CHECKING:
     from metasd_pyg.training.trainer import Trainer
 
+#: Meta-gradient paths.
+MetaPath = Literal["official", "full"]
 #: Meta-gradient paths accepted by :func:`meta_gradient` and :class:`MetaStep`.
-META_PATHS: tuple[str, ...] = ("official", "full")
+META_PATHS: tuple[str, ...] = typing.get_args(MetaPath)
+#: Offset of the quiz slice's seed from the run's seed (the slice is drawn
+#: once, independently of the training stream's shuffling).
+QUIZ_SEED_OFFSET = 7919
+
+
+@dataclass(frozen=True)
+class MetaConfig(Section):
+    r"""The meta step (:class:`MetaStep`).
+
+    Args:
+        enabled: Run the one-step meta update (False = the mutual-distillation
+            ablation; flag ``--meta`` / ``--no-meta``).
+        every: Run the meta step every this many steps.
+        lr: Learning rate of the teacher's meta optimiser.
+        optimizer: Optimiser of the meta update (adagrad or adam).
+        virtual_lr: Step size alpha of the virtual student.
+        path: official (through soft targets only) or full.
+        quiz_fraction: Share of the training triples held out of the training
+            stream as the quiz slice (only when the meta step runs).
+        quiz_batch_size: Rows per quiz batch.
+        batch_size: Rows of each training batch used by the virtual step (the
+            meta step's cost scales with it, not with batch_size).
+    """
+
+    enabled: bool = option(True, key="meta")
+    every: int = option(4, key="meta_every")
+    lr: float = option(1e-4, key="meta_lr")
+    optimizer: OptimizerName = option("adagrad", key="meta_optimizer")
+    virtual_lr: float = 0.1
+    path: MetaPath = option("official", key="meta_path")
+    quiz_fraction: float = 0.02
+    quiz_batch_size: int = 256
+    batch_size: int = option(256, key="meta_batch_size")
+
+    def validate(self) -> None:
+        check(self.every >= 1, f"meta_every={self.every}: must be >= 1")
+        check(self.lr > 0, f"meta_lr={self.lr}: must be > 0")
+        check(self.virtual_lr > 0, f"virtual_lr={self.virtual_lr}: must be > 0")
+        check(0.0 < self.quiz_fraction < 1.0,
+              f"quiz_fraction={self.quiz_fraction}: must be in (0, 1)")
+        check(self.quiz_batch_size >= 1, f"quiz_batch_size={self.quiz_batch_size}: must be >= 1")
+        check(self.batch_size >= 1, f"meta_batch_size={self.batch_size}: must be >= 1")
 
 
 def virtual_logit_grad(
@@ -82,7 +131,7 @@ def virtual_logit_grad(
     target: Tensor,
     *,
     temperature: float = 3.0,
-    distill_weights: tuple[float, float] = (3.0, 1.0),
+    kl: KLWeights = KLWeights(),
     detach_student: bool = False,
 ) -> Tensor:
     r""":math:`G = \partial L_v / \partial z_S` in closed form, differentiable in the logits.
@@ -108,10 +157,10 @@ def virtual_logit_grad(
         student_logits: ``[B, C]`` :math:`z_S`.
         target: ``[B]`` answer columns.
         temperature: :math:`\tau`.
-        distill_weights: ``(w_TS, w_ST)``.
+        kl: :math:`w_{TS}` (``forward``) and :math:`w_{ST}` (``reverse``).
         detach_student: Treat :math:`z_S` as a constant.
     """
-    w_ts, w_st = distill_weights
+    w_ts, w_st = kl.forward, kl.reverse
     z_s = student_logits.detach() if detach_student else student_logits
     n = z_s.size(0)
     rows = torch.arange(n, device=z_s.device)
@@ -140,7 +189,7 @@ def meta_gradient(
     path: str = "official",
     virtual_lr: float = 0.1,
     temperature: float = 3.0,
-    distill_weights: tuple[float, float] = (3.0, 1.0),
+    kl: KLWeights = KLWeights(),
     regularizer_name: str = "dura",
     regularizer_weight: float = 0.0,
     candidates: Tensor | None = None,
@@ -168,7 +217,7 @@ def meta_gradient(
         path: ``"official"`` or ``"full"``.
         virtual_lr: :math:`\alpha` of the virtual step.
         temperature: Distillation temperature.
-        distill_weights: ``(w_TS, w_ST)`` of the virtual step's two-way KL.
+        kl: ``(w_TS, w_ST)`` of the virtual step's two-way KL.
         regularizer_name: Regulariser of the virtual step's student loss.
         regularizer_weight: Its weight.
         candidates: Shared candidates ``[C]`` of the batch (sampled loss) or ``None``.
@@ -213,7 +262,7 @@ def meta_gradient(
     leaves = [student_leaves[n] for n in names]
     g_logits = virtual_logit_grad(
         teacher_logits, student_logits, target, temperature=temperature,
-        distill_weights=distill_weights, detach_student=(path == "official"),
+        kl=kl, detach_student=(path == "official"),
     )
     outputs = [student_logits]
     grad_outputs = [g_logits]
@@ -270,89 +319,111 @@ def sample_quiz(
 class MetaStep(Callback):
     r"""The meta step as a trainer part: every ``every`` steps, meta-update the teacher.
 
-    On a due step it draws a quiz batch from ``trainer.quiz_triples`` (a slice
-    of the training triples held out of the training stream), computes
-    :func:`meta_gradient` with its own twice-differentiable forwards on the
-    first ``batch_size`` rows of the step's batch, and queues a step of its
-    own optimiser (``meta_lr``) on the teacher's parameters.
+    It holds a slice of the training triples out of the training stream (the
+    quiz slice, :meth:`held_out`). On a due step it draws a quiz batch from
+    that slice, computes :func:`meta_gradient` with its own
+    twice-differentiable forwards on the first ``batch_size`` rows of the
+    step's batch (the virtual step uses the loss terms of the trainer's
+    objective, :meth:`~metasd_pyg.training.objective.MutualObjective.virtual_loss`),
+    and queues a step of its own optimiser (``lr``) on the teacher's parameters.
+
+    Build it from its section (:meth:`from_config`) or with keywords (the
+    fields of :class:`MetaConfig`); :attr:`config` is the section it runs with.
 
     Args:
-        every: Run the meta step every ``every`` training steps (1 = every step).
-        path: ``"official"`` (default) or ``"full"``; see the module docstring.
-        virtual_lr: :math:`\alpha` of the virtual student step (official: 0.1).
-        meta_lr: Learning rate of the teacher's meta optimiser (official: 1e-4).
-        optimizer: ``"adagrad"`` (official) or ``"adam"``.
-        quiz_batch_size: Rows per quiz batch.
-        batch_size: Rows of the training batch used by the virtual step (its
-            first rows; the batch is already a random draw). The meta step
-            runs its own forwards on them, so its cost scales with this
-            number rather than with the training batch size.
+        config: The meta section (``None``: the defaults, updated by ``options``).
+        **options: :class:`MetaConfig` fields by name (``every=2, path="full"``);
+            an unknown name raises :class:`~metasd_pyg.errors.ConfigError`.
     """
 
     name = "meta"
 
-    def __init__(
-        self,
-        *,
-        every: int = 1,
-        path: str = "official",
-        virtual_lr: float = 0.1,
-        meta_lr: float = 1e-4,
-        optimizer: str = "adagrad",
-        quiz_batch_size: int = 256,
-        batch_size: int = 256,
-    ) -> None:
-        if every < 1:
-            raise ConfigError(f"meta_every must be >= 1, got {every}")
-        if path not in META_PATHS:
-            known = ", ".join(META_PATHS)
-            raise ConfigError(f"unknown meta path {path!r}; expected one of {known}")
-        if quiz_batch_size < 1:
-            raise ConfigError(f"quiz_batch_size must be >= 1, got {quiz_batch_size}")
-        self.every = every
-        self.path = path
-        self.virtual_lr = virtual_lr
-        self.meta_lr = meta_lr
-        self.optimizer_name = optimizer
-        self.quiz_batch_size = quiz_batch_size
-        if batch_size < 1:
-            raise ConfigError(f"meta_batch_size must be >= 1, got {batch_size}")
-        self.batch_size = batch_size
+    def __init__(self, config: MetaConfig | None = None, **options: Any) -> None:
+        base = config if config is not None else MetaConfig()
+        fields = {o.name for o in MetaConfig.options()}
+        unknown = sorted(set(options) - fields)
+        if unknown:
+            raise ConfigError(f"MetaStep: unknown option(s) {', '.join(unknown)}; expected "
+                              f"{', '.join(sorted(fields))}")
+        self._config = base.replace(enabled=True, **options)
         self.optimizer: torch.optim.Optimizer | None = None
+
+    @classmethod
+    def from_config(cls, config: MetaConfig) -> MetaStep:
+        """The meta step of a :class:`MetaConfig` section.
+
+        Args:
+            config: The section.
+        """
+        return cls(config)
+
+    @property
+    def config(self) -> MetaConfig:
+        """The section the meta step runs with."""
+        return self._config
+
+    def sections(self) -> tuple[Section, ...]:
+        return (self._config,)
+
+    @property
+    def every(self) -> int:
+        """Run every this many steps."""
+        return self._config.every
+
+    @property
+    def path(self) -> str:
+        """The meta-gradient path."""
+        return self._config.path
 
     def due(self, step: int) -> bool:
         """Whether the meta step runs at global step ``step``."""
-        return step % self.every == 0
+        return step % self._config.every == 0
+
+    def held_out(self, train: Tensor, seed: int) -> Tensor:
+        """Sorted indices of the rows of ``train`` held out as the quiz slice.
+
+        Args:
+            train: ``[N, 3]`` training triples.
+            seed: The run's seed.
+        """
+        n = train.size(0)
+        n_quiz = max(1, round(self._config.quiz_fraction * n))
+        if n_quiz >= n:
+            raise ConfigError(f"quiz_fraction={self._config.quiz_fraction} leaves no training "
+                              "triples")
+        gen = torch.Generator().manual_seed(seed + QUIZ_SEED_OFFSET)
+        return torch.randperm(n, generator=gen)[:n_quiz].sort().values
 
     def on_fit_start(self, trainer: Trainer) -> None:
         """Create the teacher's meta optimiser (its own state and learning rate)."""
         from metasd_pyg.training.optim import make_optimizer
 
+        if not hasattr(trainer.objective, "virtual_loss"):
+            raise ConfigError("the meta step needs a teacher and a student: use it with "
+                              "MutualObjective (mode metasd)")
         if self.optimizer is None:
-            self.optimizer = make_optimizer(
-                self.optimizer_name, trainer.model.parameters(), self.meta_lr
-            )
+            self.optimizer = make_optimizer(self._config.optimizer, trainer.model.parameters(),
+                                            self._config.lr)
 
     def on_step(self, trainer: Trainer, ctx: StepContext) -> None:
         """Compute the meta-gradient on a slice of the step's batch and queue the teacher update."""
         if not self.due(ctx.step) or trainer.masks is None:
             return
         assert self.optimizer is not None
-        cfg = trainer.config
-        quiz = sample_quiz(trainer.quiz_triples, self.quiz_batch_size, trainer.generator)
-        quiz_cand = quiz_target = None
+        cfg = self._config
+        virtual = trainer.objective.virtual_loss()  # type: ignore[attr-defined]
+        quiz = sample_quiz(trainer.quiz_triples, cfg.quiz_batch_size, trainer.generator)
+        quiz_cand: Tensor | None = None
+        quiz_target: Tensor | None = None
         if ctx.candidates is not None:
-            from metasd_pyg.training.losses import sample_candidates
-
-            quiz_cand, quiz_target = sample_candidates(
-                quiz, trainer.graph.num_entities, cfg.num_negatives, trainer.generator
-            )
-        m = self.batch_size
+            quiz_cand, quiz_target = trainer.objective.candidates(
+                quiz, trainer.graph.num_entities, trainer.generator)
+        m = cfg.batch_size
         grads, lq = meta_gradient(
             trainer.model, ctx.batch[:m], quiz, trainer.masks,
-            path=self.path, virtual_lr=self.virtual_lr, temperature=cfg.temperature,
-            distill_weights=(cfg.distill_weight_ts, cfg.distill_weight_st),
-            regularizer_name=cfg.regularizer, regularizer_weight=cfg.regularizer_weight,
+            path=cfg.path, virtual_lr=cfg.virtual_lr, temperature=virtual.temperature,
+            kl=virtual.kl, regularizer_name=virtual.regularizer,
+            regularizer_weight=virtual.regularizer_weight,
             candidates=ctx.candidates, target=ctx.target[:m],
             quiz_candidates=quiz_cand, quiz_target=quiz_target, units=trainer.units,
         )

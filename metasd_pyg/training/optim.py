@@ -8,16 +8,61 @@ plain JSON values so that checkpoints never need pickle.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
 from metasd_pyg.errors import ConfigError
+from metasd_pyg.sections import Section, check
 
+#: Optimiser names.
+OptimizerName = Literal["adagrad", "adam"]
 #: Optimiser names accepted by :func:`make_optimizer`.
-OPTIMIZERS: tuple[str, ...] = ("adagrad", "adam")
+OPTIMIZERS: tuple[str, ...] = typing.get_args(OptimizerName)
+_CLASSES: dict[str, type[torch.optim.Optimizer]] = {"adagrad": torch.optim.Adagrad,
+                                                     "adam": torch.optim.Adam}
+
+
+@dataclass(frozen=True)
+class OptimConfig(Section):
+    """The main (mutual) optimiser.
+
+    Args:
+        optimizer: adagrad (the paper's) or adam.
+        lr: Learning rate of the main (mutual) optimiser.
+    """
+
+    optimizer: OptimizerName = "adagrad"
+    lr: float = 0.1
+
+    def validate(self) -> None:
+        check(self.lr > 0, f"lr={self.lr}: must be > 0")
+
+    def build(self, params: Iterable[Tensor]) -> torch.optim.Optimizer:
+        """The optimiser of this section over ``params``.
+
+        Args:
+            params: Parameters to optimise.
+        """
+        return make_optimizer(self.optimizer, params, self.lr)
+
+    @classmethod
+    def of(cls, optimizer: torch.optim.Optimizer) -> OptimConfig:
+        """The section of a built optimiser (its class and first group's learning rate).
+
+        Args:
+            optimizer: An Adagrad or Adam optimiser.
+        """
+        for name, klass in _CLASSES.items():
+            if type(optimizer) is klass:
+                return cls(optimizer=name,  # type: ignore[arg-type]
+                           lr=float(optimizer.param_groups[0]["lr"]))
+        raise ConfigError(f"unsupported optimizer class {type(optimizer).__name__}; "
+                          f"expected one of {', '.join(OPTIMIZERS)}")
 
 
 def make_optimizer(name: str, params: Iterable[Tensor], lr: float) -> torch.optim.Optimizer:
@@ -30,11 +75,9 @@ def make_optimizer(name: str, params: Iterable[Tensor], lr: float) -> torch.opti
     """
     if lr <= 0:
         raise ConfigError(f"learning rate must be > 0, got {lr}")
-    key = name.lower()
-    if key == "adagrad":
-        return torch.optim.Adagrad(params, lr=lr)
-    if key == "adam":
-        return torch.optim.Adam(params, lr=lr)
+    klass = _CLASSES.get(name.lower())
+    if klass is not None:
+        return klass(params, lr=lr)
     raise ConfigError(f"unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZERS)}")
 
 

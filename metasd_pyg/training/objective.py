@@ -1,0 +1,312 @@
+r"""What one training step minimises: the loss and distillation sections and the objectives.
+
+Paper: Li, Liu, Yang, Li, "Self-Distillation with Meta Learning for Knowledge
+Graph Completion", Findings of EMNLP 2022,
+https://aclanthology.org/2022.findings-emnlp.149/.
+
+An objective turns a batch into a loss and the logits the trainer's parts
+see. Three objectives make every training mode of the library:
+
+* :class:`DenseObjective`: one dense model (the teacher alone, the
+  same-non-zeros dense baseline, the teacher phase of one-shot pruning),
+  :math:`\mathrm{CE}(f(\theta)) + \Omega(\theta) + w_\rho L_\rho(\theta)`;
+* :class:`MaskedObjective`: the masked model alone, masks fixed (one-shot
+  fine-tuning), the same loss on :math:`\theta \odot M`;
+* :class:`MutualObjective`: teacher and pruned student in one step,
+
+  .. math::
+      L = \mathrm{CE}(T) + \Omega(\theta) + w_\rho L_\rho(\theta)
+        + \lambda_T D(T, \mathrm{sg}(S))
+        + a_S\,[\mathrm{CE}(S) + \Omega_S(\theta\odot M) + w_\rho L_\rho(\theta\odot M)
+        + \lambda_S D(S, \mathrm{sg}(T))]
+
+  with :math:`T = f(\theta)`, :math:`S = f(\theta \odot M)` and
+  :math:`D(a, b) = 3\,\mathrm{KL}(a\|b) + \mathrm{KL}(b\|a)` at temperature 3.
+
+Each objective is built from its own sections (:class:`LossConfig`,
+:class:`DistillConfig`) and reports them (:meth:`Objective.sections`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import torch
+from torch import Tensor
+
+from metasd_pyg.sections import Section, check
+from metasd_pyg.training.losses import (
+    KLWeights,
+    MutualWeights,
+    RegularizerName,
+    entity_cross_entropy,
+    mutual_logit_loss,
+    regularizer,
+    relation_cross_entropy,
+    sample_candidates,
+    tail_logits,
+)
+from metasd_pyg.training.views import compact_view, student_weights
+
+if TYPE_CHECKING:
+    from metasd_pyg.training.trainer import Trainer
+
+#: Training losses over entities.
+LossName = Literal["1-n", "sampled"]
+
+
+@dataclass(frozen=True)
+class LossConfig(Section):
+    r"""The supervised part of the loss: entity cross-entropy, regulariser, relation prediction.
+
+    Args:
+        loss: 1-n (softmax over all entities) or sampled (softmax over the
+            batch's tails plus num_negatives shared negatives).
+        num_negatives: Shared negatives per step for loss=sampled.
+        regularizer: dura (the official code's), n3 or none.
+        regularizer_weight: Its weight lambda.
+        student_regularizer_weight: Regulariser weight of the student's view
+            (None = regularizer_weight). The student's coordinates are also the
+            teacher's, so they get the teacher's penalty too.
+        relation_weight: Weight of the relation-prediction auxiliary loss (0 =
+            off; the official code uses 4 when on).
+    """
+
+    loss: LossName = "1-n"
+    num_negatives: int = 4096
+    regularizer: RegularizerName = "dura"
+    regularizer_weight: float = 0.01
+    student_regularizer_weight: float | None = 0.0
+    relation_weight: float = 0.0
+
+    def validate(self) -> None:
+        check(self.num_negatives >= 1, f"num_negatives={self.num_negatives}: must be >= 1")
+        check(self.regularizer_weight >= 0,
+              f"regularizer_weight={self.regularizer_weight}: must be >= 0")
+        check(self.student_regularizer_weight is None or self.student_regularizer_weight >= 0,
+              f"student_regularizer_weight={self.student_regularizer_weight}: must be >= 0 "
+              "or None")
+        check(self.relation_weight >= 0, f"relation_weight={self.relation_weight}: must be >= 0")
+
+    @property
+    def student_lambda(self) -> float:
+        """The regulariser weight of the student's view."""
+        srw = self.student_regularizer_weight
+        return self.regularizer_weight if srw is None else srw
+
+
+@dataclass(frozen=True)
+class DistillConfig(Section):
+    r"""Mutual distillation between the teacher and its pruned student.
+
+    Args:
+        temperature: Distillation temperature tau.
+        distill_weight_ts: Weight of KL(self || other) in the mutual step and of
+            KL(T || S) in the virtual step.
+        distill_weight_st: Weight of the reverse KL.
+        teacher_distill: Scale of the teacher's distillation term (0 = the
+            teacher ignores the student).
+        teacher_distill_warmup_epochs: Epochs over which the teacher's
+            distillation scale grows linearly from 0 to teacher_distill (per
+            step; 0 = no warm-up).
+        student_distill: Scale of the student's distillation term.
+        student_weight: Weight of the student's whole loss against the
+            teacher's (1 = the official code's equal weighting).
+    """
+
+    #: Runs saved before the warm-up existed ran without one.
+    ADDED_LATER = {"teacher_distill_warmup_epochs": 0.0}
+
+    temperature: float = 3.0
+    distill_weight_ts: float = 3.0
+    distill_weight_st: float = 1.0
+    teacher_distill: float = 1.0
+    teacher_distill_warmup_epochs: float = 0.0
+    student_distill: float = 1.0
+    student_weight: float = 3.0
+
+    def validate(self) -> None:
+        check(self.temperature > 0, f"temperature={self.temperature}: must be > 0")
+        check(self.teacher_distill_warmup_epochs >= 0,
+              f"teacher_distill_warmup_epochs={self.teacher_distill_warmup_epochs}: must be >= 0")
+        check(self.student_weight > 0, f"student_weight={self.student_weight}: must be > 0")
+
+    @property
+    def kl(self) -> KLWeights:
+        """The two-way KL weights."""
+        return KLWeights(self.distill_weight_ts, self.distill_weight_st)
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    """What an objective computed on one batch.
+
+    Attributes:
+        loss: The loss to minimise (graph kept until the backward pass).
+        teacher_logits: ``[B, C]`` logits of the dense model (or of the only model).
+        student_logits: ``[B, C]`` logits of the pruned student, or ``None``.
+    """
+
+    loss: Tensor
+    teacher_logits: Tensor
+    student_logits: Tensor | None
+
+
+@dataclass(frozen=True)
+class VirtualLoss:
+    """The student's loss terms as the meta step's virtual student step uses them.
+
+    Attributes:
+        temperature: Distillation temperature.
+        kl: Two-way KL weights (teacher first).
+        regularizer: Regulariser name.
+        regularizer_weight: Its weight.
+    """
+
+    temperature: float
+    kl: KLWeights
+    regularizer: str
+    regularizer_weight: float
+
+
+class Objective:
+    """Base of the objectives: candidate sampling and the auxiliary losses of one view.
+
+    Args:
+        loss: The loss section.
+    """
+
+    #: Whether the objective scores the pruned student (the trainer then
+    #: selects the model on the student's valid MRR).
+    uses_student: bool = False
+
+    def __init__(self, loss: LossConfig | None = None) -> None:
+        self.loss = loss if loss is not None else LossConfig()
+
+    def sections(self) -> tuple[Section, ...]:
+        """The configuration sections the objective runs with."""
+        return (self.loss,)
+
+    def candidates(self, batch: Tensor, num_entities: int, generator: torch.Generator
+                   ) -> tuple[Tensor | None, Tensor]:
+        """``(shared candidates or None, target column)`` of a batch.
+
+        Args:
+            batch: ``[B, 3]`` rows of the reciprocal stream.
+            num_entities: Entities of the graph.
+            generator: The run's random generator (negatives are drawn from it).
+        """
+        if self.loss.loss == "sampled":
+            return sample_candidates(batch, num_entities, self.loss.num_negatives, generator)
+        return None, batch[:, 2]
+
+    def aux(self, trainer: Trainer, batch: Tensor, weights: dict[str, Tensor] | None,
+            lam: float) -> Tensor:
+        """Regulariser (weight ``lam``) and relation-prediction loss of one view.
+
+        Args:
+            trainer: The trainer (its model).
+            batch: ``[B, 3]`` rows.
+            weights: The view's tables (``None`` = the model's own).
+            lam: Regulariser weight.
+        """
+        out = regularizer(self.loss.regularizer, trainer.model, batch, lam, weights)
+        if self.loss.relation_weight > 0:
+            out = out + self.loss.relation_weight * relation_cross_entropy(trainer.model, batch,
+                                                                           weights)
+        return out
+
+    def __call__(self, trainer: Trainer, batch: Tensor, candidates: Tensor | None,
+                 target: Tensor) -> StepOutput:
+        """The loss and logits of one batch.
+
+        Args:
+            trainer: The trainer (model, masks, step counters).
+            batch: ``[B, 3]`` rows of the reciprocal stream.
+            candidates: Shared candidates (sampled loss) or ``None`` (1-N).
+            target: ``[B]`` answer columns.
+        """
+        raise NotImplementedError
+
+
+class DenseObjective(Objective):
+    """One dense model: cross-entropy, regulariser, relation prediction."""
+
+    def __call__(self, trainer: Trainer, batch: Tensor, candidates: Tensor | None,
+                 target: Tensor) -> StepOutput:
+        z = tail_logits(trainer.model, batch, None, candidates)
+        loss = entity_cross_entropy(z, target) + self.aux(trainer, batch, None,
+                                                          self.loss.regularizer_weight)
+        return StepOutput(loss, z, None)
+
+
+class MaskedObjective(Objective):
+    """The masked model alone (masks fixed): the dense loss on :math:`\\theta \\odot M`."""
+
+    uses_student = True
+
+    def __call__(self, trainer: Trainer, batch: Tensor, candidates: Tensor | None,
+                 target: Tensor) -> StepOutput:
+        assert trainer.masks is not None, "MaskedObjective needs the trainer's masks"
+        view = student_weights(dict(trainer.model.named_parameters()), trainer.masks)
+        z = tail_logits(trainer.model, batch, view, candidates)
+        loss = entity_cross_entropy(z, target) + self.aux(trainer, batch, view,
+                                                          self.loss.regularizer_weight)
+        return StepOutput(loss, z, z)
+
+
+class MutualObjective(Objective):
+    """Teacher and masked student of the same parameters, mutual distillation (module docstring).
+
+    Args:
+        loss: The loss section.
+        distill: The distillation section.
+    """
+
+    uses_student = True
+
+    def __init__(self, loss: LossConfig | None = None, distill: DistillConfig | None = None
+                 ) -> None:
+        super().__init__(loss)
+        self.distill = distill if distill is not None else DistillConfig()
+
+    def sections(self) -> tuple[Section, ...]:
+        return (self.loss, self.distill)
+
+    def teacher_scale(self, step: int, steps_per_epoch: int) -> float:
+        """The teacher's distillation scale at global step ``step`` (after the warm-up:
+        ``teacher_distill``; during it, linear from 0).
+
+        Args:
+            step: Global step (0-based).
+            steps_per_epoch: Batches per epoch.
+        """
+        d = self.distill
+        warm = d.teacher_distill_warmup_epochs * steps_per_epoch
+        if warm <= 0 or step >= warm:
+            return d.teacher_distill
+        return d.teacher_distill * step / warm
+
+    def virtual_loss(self) -> VirtualLoss:
+        """The loss terms of the meta step's virtual student step."""
+        return VirtualLoss(self.distill.temperature, self.distill.kl, self.loss.regularizer,
+                           self.loss.regularizer_weight)
+
+    def __call__(self, trainer: Trainer, batch: Tensor, candidates: Tensor | None,
+                 target: Tensor) -> StepOutput:
+        assert trainer.masks is not None, "MutualObjective needs the trainer's masks"
+        d = self.distill
+        view = student_weights(dict(trainer.model.named_parameters()), trainer.masks)
+        z_t = tail_logits(trainer.model, batch, None, candidates)
+        z_s = tail_logits(trainer.model, batch, compact_view(view, trainer.masks, trainer.units),
+                          candidates)
+        # CE and distillation of both views, fused (closed-form gradients; see losses.py)
+        weights = MutualWeights(
+            temperature=d.temperature, kl=d.kl,
+            teacher_scale=self.teacher_scale(trainer.global_step, trainer.steps_per_epoch),
+            student_scale=d.student_distill, teacher_weight=1.0, student_weight=d.student_weight)
+        logit_loss = mutual_logit_loss(z_t, z_s, target, weights)
+        l_t = self.aux(trainer, batch, None, self.loss.regularizer_weight)
+        l_s = self.aux(trainer, batch, view, self.loss.student_lambda)
+        return StepOutput(logit_loss + l_t + d.student_weight * l_s, z_t, z_s)

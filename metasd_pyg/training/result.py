@@ -1,0 +1,99 @@
+"""The outcome of a training run (:class:`TrainResult`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from metasd_pyg.training.config import MetaSDConfig
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :meth:`~metasd_pyg.training.trainer.Trainer.fit`.
+
+    Attributes:
+        history: One dict per epoch (losses, sparsity, churn, time, valid metrics).
+        best_epoch: Epoch (1-based count of finished epochs) of the selected model.
+        best_valid_mrr: Its selection metric (student valid MRR; the model's own
+            for the dense modes).
+        teacher_valid: Final evaluation of the (dense) teacher on valid.
+        teacher_test: Same on test.
+        student_valid: Final evaluation of the selected student on valid
+            (``None`` for the dense modes).
+        student_test: Same on test.
+        config: The configuration that ran (every part's own section).
+        extra: Mode-specific results (``oneshot``: the pruned teacher before
+            fine-tuning, ``"oneshot_valid"`` / ``"oneshot_test"``; the teacher
+            results are those of the trained teacher before pruning).
+        wall_time: Seconds spent in :meth:`~metasd_pyg.training.trainer.Trainer.fit`.
+        stopped_early: Whether early stopping ended the run.
+    """
+
+    history: list[dict[str, Any]]
+    best_epoch: int
+    best_valid_mrr: float
+    teacher_valid: Any
+    teacher_test: Any
+    student_valid: Any
+    student_test: Any
+    config: MetaSDConfig
+    extra: dict[str, Any] = field(default_factory=dict)
+    wall_time: float = 0.0
+    stopped_early: bool = False
+
+    @property
+    def final_valid(self) -> Any:
+        """The selected model's valid result (student if there is one)."""
+        return self.student_valid if self.student_valid is not None else self.teacher_valid
+
+    @property
+    def final_test(self) -> Any:
+        """The selected model's test result (student if there is one)."""
+        return self.student_test if self.student_test is not None else self.teacher_test
+
+    def of(self, result: str, split: str) -> Any:
+        """The evaluation of a :class:`~metasd_pyg.training.modes.Role`'s ``result`` on ``split``.
+
+        Args:
+            result: ``"teacher"``, ``"student"`` or an ``extra`` prefix (``"oneshot"``).
+            split: ``"valid"`` or ``"test"``.
+        """
+        if result in ("teacher", "student"):
+            return getattr(self, f"{result}_{split}")
+        return self.extra.get(f"{result}_{split}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable summary (evaluation results via their ``to_dict``)."""
+
+        def enc(r: Any) -> Any:
+            return None if r is None else r.to_dict()
+
+        return {
+            "history": self.history,
+            "best_epoch": self.best_epoch,
+            "best_valid_mrr": self.best_valid_mrr,
+            "teacher_valid": enc(self.teacher_valid),
+            "teacher_test": enc(self.teacher_test),
+            "student_valid": enc(self.student_valid),
+            "student_test": enc(self.student_test),
+            "extra": {k: (v.to_dict() if hasattr(v, "to_dict") else v)
+                      for k, v in self.extra.items()},
+            "config": self.config.to_dict(),
+            "wall_time": self.wall_time,
+            "stopped_early": self.stopped_early,
+        }
+
+
+def as_result(value: Any) -> Any:
+    """An evaluation result, rebuilt from its dict form (after a resume) when possible.
+
+    Args:
+        value: An evaluation result, its ``to_dict()`` form, or anything else.
+    """
+    if isinstance(value, dict) and "summary" in value and "buckets" in value:
+        from metasd_pyg.evaluation import EvaluationResult
+
+        return EvaluationResult.from_dict(value)
+    return value
