@@ -32,9 +32,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -44,7 +45,9 @@ from metasd_pyg.errors import ConfigError
 from metasd_pyg.evaluation.metrics import metric_names
 
 #: Accepted values of ``bucket_by`` (``None`` puts every query in one bucket).
-BUCKET_BY: tuple[str, ...] = ("target", "query", "relation", "category")
+#: What a bucket is a bucket of.
+BucketBy = Literal["target", "query", "relation", "category"]
+BUCKET_BY: tuple[str, ...] = typing.get_args(BucketBy)
 
 #: Side labels of the bucket table (``"both"`` pools the two sides).
 SIDES: tuple[str, ...] = ("tail", "head")

@@ -21,6 +21,7 @@ import pandas as pd
 from metasd_pyg.errors import RunFolderError
 from metasd_pyg.evaluation import EvaluationResult, compare
 from metasd_pyg.runs.folder import RunFolder
+from metasd_pyg.training.modes import ROLES, Role, has_student, main_role, runs_meta
 
 METRICS: tuple[str, ...] = ("mrr", "mr", "hits@1", "hits@3", "hits@10")
 
@@ -60,6 +61,21 @@ class RunData:
         """Dataset summary stored with the results."""
         ds: dict[str, Any] = self.results["dataset"]
         return ds
+
+    @property
+    def mode(self) -> str:
+        """The run's training mode."""
+        return str(self.results.get("mode", "metasd"))
+
+    @property
+    def has_student(self) -> bool:
+        """Whether the run trained a pruned model."""
+        return self.mode in ROLES and has_student(self.mode)
+
+    @property
+    def main_role(self) -> str:
+        """The role the run is summarised by (:func:`~metasd_pyg.training.modes.main_role`)."""
+        return main_role(self.mode).name if self.mode in ROLES else self.roles[0]
 
     @property
     def roles(self) -> list[str]:
@@ -165,11 +181,11 @@ def runs_table(runs: list[RunData]) -> pd.DataFrame:
             "mode": run.results.get("mode"),
             "model": cfg.get("model"),
             "dim": cfg.get("dim"),
-            "strategy": cfg.get("strategy") if run.results.get("mode") in ("metasd", "oneshot")
+            "strategy": cfg.get("strategy") if run.has_student
             else "-",
-            "sparsity": cfg.get("sparsity") if run.results.get("mode") in ("metasd", "oneshot")
+            "sparsity": cfg.get("sparsity") if run.has_student
             else 0.0,
-            "meta": cfg.get("meta") if run.results.get("mode") == "metasd" else "-",
+            "meta": cfg.get("meta") if runs_meta(run.mode) else "-",
             "epochs": tr.get("epochs"),
             "best epoch": tr.get("best_epoch"),
             "wall time (s)": tr.get("wall_time"),
@@ -235,15 +251,21 @@ def category_table(runs: list[RunData], split: str = "test") -> pd.DataFrame:
     return frame[~frame["bucket"].isin(["micro", "macro"])].reset_index(drop=True)
 
 
+def _roles(run: RunData) -> tuple[Role, ...]:
+    return ROLES.get(run.mode, ())
+
+
 def _pairs(runs: list[RunData]) -> list[tuple[RunData, str, RunData, str]]:
     """Model pairs to compare: student vs teacher in a run, then across runs."""
     pairs: list[tuple[RunData, str, RunData, str]] = []
     for run in runs:
-        if "student" in run.roles and "teacher" in run.roles:
-            pairs.append((run, "student", run, "teacher"))
+        main = run.main_role
+        dense = next((r.name for r in _roles(run) if not r.masked), None)
+        if main in run.roles and dense in run.roles and main != dense:
+            pairs.append((run, main, run, str(dense)))
     # Across runs on the same test queries: every model against the first run's main model.
     ref = runs[0]
-    ref_role = "student" if "student" in ref.roles else ref.roles[0]
+    ref_role = ref.main_role if ref.main_role in ref.roles else ref.roles[0]
     for run in runs[1:]:
         if run.dataset["name"] != ref.dataset["name"] or \
                 run.dataset["test"] != ref.dataset["test"]:

@@ -1,10 +1,10 @@
-"""Typed configuration of a run: run options plus the trainer's :class:`MetaSDConfig`.
+"""Typed configuration of a run: the run section plus the training tree :class:`MetaSDConfig`.
 
 A run of MetaSD (Li et al., Findings of EMNLP 2022,
-https://aclanthology.org/2022.findings-emnlp.149/) is described by two
-dataclasses: :class:`RunOptions` (what to train on, where to write, what to
-produce) and the trainer's :class:`~metasd_pyg.training.config.MetaSDConfig`
-(every training option). :class:`RunConfig` holds both and resolves them in
+https://aclanthology.org/2022.findings-emnlp.149/) is described by
+:class:`RunOptions` (the application layer's section: what to train on, where
+to write, what to produce) and the training configuration tree
+:class:`~metasd_pyg.training.config.MetaSDConfig` (one section per part). :class:`RunConfig` holds both and resolves them in
 this order, later sources overriding earlier ones:
 
 1. the trainer's defaults;
@@ -20,17 +20,22 @@ and can be given back as a configuration file.
 
 from __future__ import annotations
 
-import dataclasses
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 from metasd_pyg.errors import ConfigError
-from metasd_pyg.runs.options import build_dataclass, coerce, field_types
-from metasd_pyg.training.config import TRAINER_RESUMABLE, MetaSDConfig
+from metasd_pyg.evaluation.buckets import BucketBy
+from metasd_pyg.runs.options import build_dataclass, coerce
+from metasd_pyg.sections import Section, check, option
+from metasd_pyg.training.config import MetaSDConfig, resumable_keys, saved_config_values
 
+#: Value types of the exported student.
+ExportDtype = Literal["fp32", "fp16"]
 #: Values of ``export_dtype``.
-EXPORT_DTYPES: tuple[str, ...] = ("fp32", "fp16")
+EXPORT_DTYPES: tuple[str, ...] = typing.get_args(ExportDtype)
 
 #: Trainer settings of the quick-start main job on the built-in synthetic graph
 #: (``metasd-pyg train`` with no options; timed in ``docs/cli.md``).
@@ -42,16 +47,8 @@ QUICKSTART: dict[str, Any] = {
     "eval_every": 2,
 }
 
-#: Options that may differ from the saved ones when a run is resumed: the
-#: trainer's (:data:`~metasd_pyg.training.config.TRAINER_RESUMABLE`) and the
-#: run folder's outputs and data location.
-RESUMABLE_CHANGES: frozenset[str] = TRAINER_RESUMABLE | frozenset({
-    "data_root", "out", "report", "export_dtype", "bucket_by", "bins",
-})
-
-
 @dataclass
-class RunOptions:
+class RunOptions(Section):
     """What a run trains on, where it writes, and what it produces.
 
     Args:
@@ -70,24 +67,21 @@ class RunOptions:
     """
 
     dataset: str = "synthetic"
-    data_root: str | None = None
-    out: str | None = None
-    report: bool = True
-    export_dtype: str = "fp32"
-    bucket_by: str = "target"
-    bins: str = "log"
+    data_root: str | None = option(None, resumable=True)
+    out: str | None = option(None, resumable=True)
+    report: bool = option(True, resumable=True)
+    export_dtype: ExportDtype = option("fp32", resumable=True)
+    bucket_by: BucketBy = option("target", resumable=True)
+    bins: str = option("log", resumable=True)
 
-    def __post_init__(self) -> None:
-        if self.export_dtype not in EXPORT_DTYPES:
-            raise ConfigError(f"export_dtype={self.export_dtype!r}: expected one of "
-                              f"{', '.join(EXPORT_DTYPES)}")
-        from metasd_pyg.evaluation import BUCKET_BY
+    def validate(self) -> None:
+        check(bool(self.dataset.strip()), "dataset: must not be empty")
 
-        if self.bucket_by not in BUCKET_BY:
-            raise ConfigError(f"bucket_by={self.bucket_by!r}: expected one of "
-                              f"{', '.join(BUCKET_BY)}")
-        if not self.dataset.strip():
-            raise ConfigError("dataset: must not be empty")
+
+#: Options that may differ from the saved ones when a run is resumed: the
+#: trainer's resumable options and the run folder's outputs and data location.
+RESUMABLE_CHANGES: frozenset[str] = resumable_keys() | frozenset(
+    o.key for o in RunOptions.options() if o.resumable)
 
 
 def parse_bins(bins: str) -> str | list[float]:
@@ -119,7 +113,7 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """Flat JSON-serialisable dict (run options first, then trainer options)."""
-        return {**dataclasses.asdict(self.run), **self.train.to_dict()}
+        return {**self.run.to_flat(), **self.train.to_dict()}
 
     @staticmethod
     def split_keys(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -131,8 +125,8 @@ class RunConfig:
         Raises:
             ConfigError: A key that is neither (with a suggestion).
         """
-        run_keys = {f.name for f in dataclasses.fields(RunOptions)}
-        train_keys = {f.name for f in dataclasses.fields(MetaSDConfig)}
+        run_keys = set(RunOptions.keys())
+        train_keys = set(MetaSDConfig.keys())
         run_v: dict[str, Any] = {}
         train_v: dict[str, Any] = {}
         for key, value in values.items():
@@ -176,13 +170,12 @@ class RunConfig:
         if run.dataset.strip().lower() == "synthetic":
             base.update(QUICKSTART)
         # Coerce each source separately so the error names where the bad value came from.
-        types_ = field_types(MetaSDConfig)
+        types_ = {o.key: o.type for o in MetaSDConfig.options()}
         merged = dict(base)
         merged.update({k: coerce(v, types_[k], f"{file_name}: {k}") for k, v in f_train.items()})
         merged.update({k: coerce(v, types_[k], "--" + k.replace("_", "-"))
                        for k, v in c_train.items()})
-        train = build_dataclass(MetaSDConfig, merged, "")
-        return cls(run=run, train=train)
+        return cls(run=run, train=MetaSDConfig.from_dict(merged))
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], source: str = "config") -> RunConfig:
@@ -196,8 +189,34 @@ class RunConfig:
             run_v, train_v = cls.split_keys(values)
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc}") from None
-        return cls(run=build_dataclass(RunOptions, run_v, source),
-                   train=build_dataclass(MetaSDConfig, train_v, source))
+        types_ = {o.key: o.type for o in MetaSDConfig.options()}
+        try:
+            train = MetaSDConfig.from_dict({k: coerce(v, types_[k], f"{source}: {k}")
+                                            for k, v in train_v.items()})
+        except ConfigError as exc:
+            msg = str(exc)
+            raise ConfigError(msg if msg.startswith(source) else f"{source}: {msg}") from None
+        return cls(run=build_dataclass(RunOptions, run_v, source), train=train)
+
+    @classmethod
+    def saved_values(cls, out: str | Path) -> dict[str, Any]:
+        """The flat configuration saved in run folder ``out``, options added later filled in.
+
+        Args:
+            out: The run folder.
+        """
+        from metasd_pyg.runs.folder import RunFolder
+
+        return saved_config_values(RunFolder.open(out).read_config())
+
+    @classmethod
+    def from_saved(cls, out: str | Path) -> RunConfig:
+        """The configuration saved in run folder ``out`` (:meth:`saved_values`).
+
+        Args:
+            out: The run folder.
+        """
+        return cls.from_dict(cls.saved_values(out), f"{out}/config.json")
 
     def changes_from(self, saved: RunConfig) -> dict[str, tuple[Any, Any]]:
         """Options that differ from ``saved``: name -> (saved value, this value).

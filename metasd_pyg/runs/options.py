@@ -1,11 +1,13 @@
 """Typed dataclass options from files and command-line flags.
 
-One dataclass field = one flag (``--batch-size`` for ``batch_size``) and one
-key of a YAML/TOML/JSON configuration file (``batch_size`` or ``batch-size``).
-Help texts come from the ``Args:`` section of the dataclass docstring, so the
-flags stay in sync with the documented options. Values from files and flags
-go through the same coercion (:func:`coerce`), so a bad value gives the same
-one-line :class:`~metasd_pyg.errors.ConfigError` either way.
+One dataclass field = one flag and one key of a YAML/TOML/JSON configuration
+file. The key is the field's flat key (:func:`metasd_pyg.sections.option`,
+default: the field name): ``MetaConfig.every`` is ``--meta-every`` and the
+file key ``meta_every`` (or ``meta-every``). Help texts come from the
+``Args:`` section of the dataclass docstring and value sets from ``Literal``
+types, so the flags stay in sync with the documented options. Values from
+files and flags go through the same coercion (:func:`coerce`), so a bad value
+gives the same one-line :class:`~metasd_pyg.errors.ConfigError` either way.
 """
 
 from __future__ import annotations
@@ -23,20 +25,30 @@ from pathlib import Path
 from typing import Any
 
 from metasd_pyg.errors import ConfigError
+from metasd_pyg.sections import literal_choices
 
 _NONE_WORDS = ("none", "null", "~")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
 
+def field_key(f: dataclasses.Field[Any]) -> str:
+    """The flat key of a dataclass field (its ``key`` metadata, else its name).
+
+    Args:
+        f: A dataclass field.
+    """
+    return f.metadata.get("key") or f.name
+
+
 def field_types(cls: type) -> dict[str, Any]:
-    """Resolved type hints of the fields of dataclass ``cls``.
+    """Resolved type hints of the fields of dataclass ``cls``, by flat key.
 
     Args:
         cls: A dataclass type.
     """
     hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+    return {field_key(f): hints[f.name] for f in dataclasses.fields(cls)}
 
 
 def docstring_args(cls: type) -> dict[str, str]:
@@ -97,6 +109,13 @@ def coerce(value: Any, tp: Any, where: str) -> Any:
         if nullable:
             return None
         raise ConfigError(f"{where}: a value is required (got none)")
+    choices = literal_choices(inner)
+    if choices is not None:
+        text = value.strip() if isinstance(value, str) else value
+        if text not in choices:
+            raise ConfigError(f"{where}: expected one of {', '.join(map(str, choices))}, "
+                              f"got {value!r}")
+        return text
     origin = typing.get_origin(inner)
     if origin in (tuple, list):
         args = typing.get_args(inner)
@@ -155,45 +174,50 @@ def add_dataclass_flags(
 ) -> list[str]:
     """Add one flag per field of dataclass ``cls`` to ``parser`` (or an argument group).
 
-    Flags default to ``argparse.SUPPRESS``: only flags given on the command line
-    appear in the parsed namespace, so they can override a configuration file.
-    Booleans get ``--flag`` / ``--no-flag``. Values are kept as strings and
-    converted later with :func:`coerce` (same errors as file values).
+    The flag is named after the field's flat key (:func:`field_key`); its help
+    text is the field's entry in the docstring's ``Args:`` section, its choices
+    the values of a ``Literal`` type (or ``choices``). Flags default to
+    ``argparse.SUPPRESS``: only flags given on the command line appear in the
+    parsed namespace (under their key), so they can override a configuration
+    file. Booleans get ``--flag`` / ``--no-flag``. Values are kept as strings
+    and converted later with :func:`coerce` (same errors as file values).
 
     Args:
         parser: Parser or argument group.
         cls: Dataclass whose fields become flags.
-        choices: Allowed values of some fields (shown in ``--help``).
-        skip: Field names not to expose.
-        notes: Extra text appended to the default of some fields.
+        choices: Allowed values of some keys without a ``Literal`` type (shown in ``--help``).
+        skip: Keys not to expose.
+        notes: Extra text appended to the default of some keys.
 
     Returns:
-        The field names that got a flag.
+        The keys that got a flag.
     """
     helps = docstring_args(cls)
-    types_ = field_types(cls)
+    hints = typing.get_type_hints(cls)
     choices = dict(choices or {})
     added = []
     for f in dataclasses.fields(cls):
-        if f.name in skip:
+        key = field_key(f)
+        if key in skip:
             continue
-        tp = types_[f.name]
+        tp = hints[f.name]
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
         text = helps.get(f.name, "")
-        if f.name in choices:
-            text += f" Choices: {', '.join(choices[f.name])}."
+        values = literal_choices(tp) or tuple(choices.get(key, ()))
+        if values:
+            text += f" Choices: {', '.join(map(str, values))}."
         if "(default" not in text:
-            note = (notes or {}).get(f.name)
+            note = (notes or {}).get(key)
             text += f" (default: {default}{'; ' + note if note else ''})"
         text = text.replace("%", "%%")
         if _optional(tp)[0] is bool:
-            parser.add_argument(flag_name(f.name), dest=f.name, default=argparse.SUPPRESS,
+            parser.add_argument(flag_name(key), dest=key, default=argparse.SUPPRESS,
                                 action=argparse.BooleanOptionalAction, help=text)
         else:
-            parser.add_argument(flag_name(f.name), dest=f.name, default=argparse.SUPPRESS,
-                                metavar=f.name.upper(), help=text)
-        added.append(f.name)
+            parser.add_argument(flag_name(key), dest=key, default=argparse.SUPPRESS,
+                                metavar=key.upper(), help=text)
+        added.append(key)
     return added
 
 
@@ -258,12 +282,19 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of option: value")
     flat: dict[str, Any] = {}
+
+    def put(key: Any, value: Any) -> None:
+        name = str(key).replace("-", "_")
+        if name in flat:
+            raise ConfigError(f"{path}: option {name!r} is given twice")
+        flat[name] = value
+
     for key, value in data.items():
         if isinstance(value, dict):
             for sub, v in value.items():
-                flat[str(sub).replace("-", "_")] = v
+                put(sub, v)
         else:
-            flat[str(key).replace("-", "_")] = value
+            put(key, value)
     return flat
 
 
@@ -272,7 +303,7 @@ def build_dataclass(cls: type, values: Mapping[str, Any], source: str) -> Any:
 
     Args:
         cls: The dataclass.
-        values: Field name -> raw value (strings from flags or parsed file values).
+        values: Flat key -> raw value (strings from flags or parsed file values).
         source: Names the origin for error messages (e.g. ``"run.yaml"``; empty:
             no prefix).
 
@@ -287,7 +318,8 @@ def build_dataclass(cls: type, values: Mapping[str, Any], source: str) -> Any:
         close = difflib.get_close_matches(key, list(types_), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ConfigError(f"{prefix}unknown option {key!r}{hint}")
-    kwargs = {k: coerce(v, types_[k], f"{prefix}{k}") for k, v in values.items()}
+    names = {field_key(f): f.name for f in dataclasses.fields(cls)}
+    kwargs = {names[k]: coerce(v, types_[k], f"{prefix}{k}") for k, v in values.items()}
     try:
         return cls(**kwargs)
     except ConfigError as exc:

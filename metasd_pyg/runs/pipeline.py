@@ -40,7 +40,8 @@ from metasd_pyg.runs.config import RESUMABLE_CHANGES, RunConfig, parse_bins
 from metasd_pyg.runs.folder import RunFolder
 from metasd_pyg.runs.logger import RunLogger
 from metasd_pyg.runs.summary import dataset_summary, size_summary
-from metasd_pyg.training.config import saved_config_values
+from metasd_pyg.training.checkpoint import check_resume as _check_resume
+from metasd_pyg.training.modes import roles_of
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def default_run_dir(config: RunConfig, root: str | Path = "runs") -> Path:
     """
     data = Path(config.run.dataset).name if ("/" in config.run.dataset) else config.run.dataset
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", data.split(":", 1)[0]).strip("_") or "data"
-    return Path(root) / f"{slug}-{config.train.mode}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return Path(root) / f"{slug}-{config.train.recipe.mode}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def check_resume(saved: RunConfig, config: RunConfig, run_dir: Path) -> None:
@@ -71,12 +72,7 @@ def check_resume(saved: RunConfig, config: RunConfig, run_dir: Path) -> None:
     Raises:
         ConfigError: An option outside :data:`RESUMABLE_CHANGES` differs.
     """
-    for key, (old, new) in config.changes_from(saved).items():
-        if key not in RESUMABLE_CHANGES:
-            raise ConfigError(
-                f"cannot change {key} when resuming {run_dir} (saved {old!r}, given {new!r}); "
-                "start a new run instead"
-            )
+    _check_resume(saved.to_dict(), config.to_dict(), RESUMABLE_CHANGES, str(run_dir))
 
 
 def _rebucket(result: EvaluationResult, graph: KnowledgeGraph, label: str, split: str,
@@ -113,27 +109,15 @@ def _csv(frame: pd.DataFrame) -> str:
 def _teacher_params(model: torch.nn.Module, config: RunConfig) -> int:
     """Parameters of the dense teacher of ``config`` (every table is linear in ``dim``)."""
     total = sum(int(p.numel()) for p in model.parameters())
-    dim = int(getattr(model, "hidden_channels", config.train.dim))
-    return total * config.train.dim // max(dim, 1)
+    dim = int(getattr(model, "hidden_channels", config.train.model.dim))
+    return total * config.train.model.dim // max(dim, 1)
 
 
 def _roles(result: Any, mode: str) -> list[tuple[str, Any, Any, bool]]:
-    """``(role, valid, test, masked)`` of every model the run produced."""
-    if mode == "metasd":
-        return [("teacher", result.teacher_valid, result.teacher_test, False),
-                ("student", result.student_valid, result.student_test, True)]
-    if mode == "teacher":
-        return [("teacher", result.teacher_valid, result.teacher_test, False)]
-    if mode == "dense_same_nnz":
-        return [("dense_same_nnz", result.teacher_valid, result.teacher_test, False)]
-    if mode == "oneshot":
-        roles = [("oneshot", result.student_valid, result.student_test, True)]
-        extra = result.extra
-        if "oneshot_valid" in extra and "oneshot_test" in extra:
-            roles.append(("oneshot_no_finetune", extra["oneshot_valid"], extra["oneshot_test"],
-                          True))
-        return roles
-    raise ConfigError(f"unknown mode {mode!r}")
+    """``(role, valid, test, masked)`` of every model the run produced (training.modes.ROLES)."""
+    return [(r.name, result.of(r.result, "valid"), result.of(r.result, "test"), r.masked)
+            for r in roles_of(mode)
+            if result.of(r.result, "valid") is not None and result.of(r.result, "test") is not None]
 
 
 def _as_result(obj: Any) -> EvaluationResult:
@@ -170,8 +154,7 @@ def train_run(
     start = time.perf_counter()
     out = Path(config.run.out) if config.run.out else default_run_dir(config)
     if resume:
-        saved = RunConfig.from_dict(saved_config_values(RunFolder.open(out).read_config()),
-                                    f"{out}/config.json")
+        saved = RunConfig.from_saved(out)
         check_resume(saved, config, out)
     # Fail fast, and leave nothing behind, on a bad folder or dataset.
     RunFolder.check_target(out, overwrite=overwrite, resume=resume)
@@ -179,7 +162,7 @@ def train_run(
         from metasd_pyg.data import load_dataset
 
         graph = load_dataset(config.run.dataset, config.run.data_root,
-                             progress=config.train.progress)
+                             progress=config.train.runtime.progress)
     run = RunFolder.create(out, overwrite=overwrite, resume=resume, command=command)
     config.run.out = str(out)
     run.write_config(config.to_dict())
@@ -188,11 +171,11 @@ def train_run(
     logger.info("%s: %s", run.path, graph)
 
     from metasd_pyg.training.checkpoint import has_checkpoint
-    from metasd_pyg.training.trainer import Trainer
+    from metasd_pyg.training.recipes import Built, compose
 
     try:
-        trainer = Trainer(None, graph, config.train, callbacks=[RunLogger(run)],
-                          checkpoint_dir=run.checkpoint_dir)
+        trainer = compose(graph, config.train, Built(callbacks=[RunLogger(run)],
+                                                     checkpoint_dir=run.checkpoint_dir))
         result = trainer.fit(resume=resume)
     except BaseException:
         # Failed before the first checkpoint (e.g. an option the trainer refuses):
@@ -208,7 +191,7 @@ def train_run(
     models: dict[str, Any] = {}
     params = {n: p.detach() for n, p in trainer.model.named_parameters()}
     teacher_params = _teacher_params(trainer.model, config)
-    for role, valid, test, masked in _roles(result, config.train.mode):
+    for role, valid, test, masked in _roles(result, config.train.recipe.mode):
         entry: dict[str, Any] = {"masked": masked}
         for split, res in (("valid", valid), ("test", test)):
             res = _rebucket(_as_result(res), graph, role, split, config.run.bucket_by, bins)
@@ -223,7 +206,7 @@ def train_run(
     extra: dict[str, torch.Tensor] = {}
     meta = {
         **model_metadata(trainer.model, graph.num_relations),
-        "dataset": graph.name, "mode": config.train.mode,
+        "dataset": graph.name, "mode": config.train.recipe.mode,
         "entity_names": pack_names(graph.entity_names, "entity_names", extra),
         "relation_names": pack_names(graph.relation_names, "relation_names", extra),
     }
@@ -231,7 +214,7 @@ def train_run(
     compression: dict[str, Any] = {"teacher_params": teacher_params,
                                    "dense_teacher_bytes": 4 * teacher_params}
     provenance = {"source_run": str(run.path.resolve()), "dataset": graph.name,
-                  "mode": config.train.mode}
+                  "mode": config.train.recipe.mode}
     if trainer.masks is not None:
         info = export_student(run.student_path, trainer.model, trainer.masks,
                               dtype=config.run.export_dtype, entity_names=graph.entity_names,
@@ -279,7 +262,7 @@ def train_run(
         "format": RESULTS_FORMAT,
         "format_version": 1,
         "run": run.name,
-        "mode": config.train.mode,
+        "mode": config.train.recipe.mode,
         "dataset": dataset_summary(graph),
         "config": config.to_dict(),
         "models": models,
@@ -309,7 +292,7 @@ def train_run(
     return {
         "run": str(run.path),
         "dataset": graph.name,
-        "mode": config.train.mode,
+        "mode": config.train.recipe.mode,
         "models": {role: {"valid": _flat(m["valid"]), "test": _flat(m["test"]),
                           "params": m["params"], "nonzeros": m["nonzeros"]}
                    for role, m in models.items()},

@@ -219,5 +219,5 @@ def check_resume(saved: Mapping[str, Any] | None, given: Mapping[str, Any],
         if key in allowed or saved.get(key) == given.get(key):
             continue
         raise ConfigError(
-            f"{where} was written with {key}={saved.get(key)!r}, this run has "
-            f"{key}={given.get(key)!r}: resume with the same value, or start a new run")
+            f"cannot change {key} when resuming {where} (saved {saved.get(key)!r}, given "
+            f"{given.get(key)!r}); resume with the same value, or start a new run")

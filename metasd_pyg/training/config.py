@@ -47,7 +47,7 @@ from metasd_pyg.models.config import ModelConfig
 from metasd_pyg.pruning.config import PruningConfig, ScheduleConfig
 from metasd_pyg.sections import OptionInfo, Section
 from metasd_pyg.training.meta import MetaConfig
-from metasd_pyg.training.modes import MODES, RecipeConfig, has_student
+from metasd_pyg.training.modes import MODES, RecipeConfig, has_student, runs_meta
 from metasd_pyg.training.objective import DistillConfig, LossConfig
 from metasd_pyg.training.optim import OptimConfig
 from metasd_pyg.training.runtime import RuntimeConfig
@@ -189,7 +189,7 @@ class MetaSDConfig:
     @property
     def uses_meta(self) -> bool:
         """Whether the meta step runs (mode ``metasd`` with ``meta=True``)."""
-        return self.recipe.mode == "metasd" and self.meta.enabled
+        return runs_meta(self.recipe.mode) and self.meta.enabled
 
 
 def added_later() -> dict[str, Any]:

@@ -89,6 +89,15 @@ def has_student(mode: str) -> bool:
     return any(r.masked for r in roles_of(mode))
 
 
+def runs_meta(mode: str) -> bool:
+    """Whether a mode runs the meta step when ``meta=True`` (only ``metasd``).
+
+    Args:
+        mode: A mode name (unknown names: ``False``).
+    """
+    return mode == "metasd"
+
+
 @dataclass(frozen=True)
 class RecipeConfig(Section):
     """Which composition of parts a run trains.

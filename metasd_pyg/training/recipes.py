@@ -72,6 +72,9 @@ class Run(Protocol):
     def masks(self) -> Any:
         """The final masks (``None`` for dense runs)."""
 
+    def student_weights(self) -> Any:
+        """The final masked tables, detached (``None`` for dense runs)."""
+
     def fit(self, *, resume: bool = False) -> TrainResult:
         """Train and return the result."""
         ...
@@ -241,6 +244,10 @@ class OneShot:
     def masks(self) -> Any:
         """The fixed masks of the fine-tuned model (``None`` before pruning)."""
         return None if self.finetune is None else self.finetune.masks
+
+    def student_weights(self) -> Any:
+        """The fine-tuned masked tables, detached (``None`` before pruning)."""
+        return None if self.finetune is None else self.finetune.student_weights()
 
     def _finetune_trainer(self) -> Trainer:
         cfg = self.config

@@ -96,10 +96,11 @@ def test_read_config_files(tmp_path):
 def test_resolve_precedence_and_round_trip():
     cfg = RunConfig.resolve()
     assert cfg.run.dataset == "synthetic"
-    assert {k: getattr(cfg.train, k) for k in QUICKSTART} == QUICKSTART
-    assert RunConfig.resolve({"dataset": "umls"}).train.epochs == MetaSDConfig().epochs
+    assert {k: cfg.train.to_dict()[k] for k in QUICKSTART} == QUICKSTART
+    assert (RunConfig.resolve({"dataset": "umls"}).train.trainer.epochs
+            == MetaSDConfig().trainer.epochs)
     cfg = RunConfig.resolve({"epochs": 5, "lr": 0.2}, {"epochs": "6"})
-    assert (cfg.train.epochs, cfg.train.lr) == (6, 0.2)
+    assert (cfg.train.trainer.epochs, cfg.train.optim.lr) == (6, 0.2)
     again = RunConfig.from_dict(cfg.to_dict())
     assert again.to_dict() == cfg.to_dict()
     with pytest.raises(ConfigError, match=r"run\.yaml: unknown option 'lrr'; did you mean 'lr'"):
@@ -125,13 +126,14 @@ def test_check_resume_and_defaults(tmp_path):
 
 
 def test_saved_configs_predating_an_option_keep_the_value_they_ran_with(tmp_path):
-    from metasd_pyg.training.config import ADDED_LATER, saved_config_values
+    from metasd_pyg.training.config import added_later, saved_config_values
 
     old = RunConfig.resolve({"dataset": "umls"}).to_dict()
-    for key in ADDED_LATER:
+    for key in added_later():
         del old[key]
     saved = RunConfig.from_dict(saved_config_values(old))
-    assert saved.train.k_max_factor is None and saved.train.teacher_distill_warmup_epochs == 0
+    assert saved.train.pruning.k_max_factor is None
+    assert saved.train.distill.teacher_distill_warmup_epochs == 0
     with pytest.raises(ConfigError, match="cannot change k_max_factor"):
         check_resume(saved, RunConfig.resolve({"dataset": "umls"}), tmp_path)
     check_resume(saved, RunConfig.resolve({"dataset": "umls", "k_max_factor": None}), tmp_path)

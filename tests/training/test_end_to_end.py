@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from metasd_pyg.training import MetaSDConfig, Trainer
+from metasd_pyg.training import MetaSDConfig, compose
 
 from .helpers import DATA_ROOT, load_small
 
@@ -23,11 +23,11 @@ BUDGET = dict(epochs=20, batch_size=256, lr=0.5, eval_every=5, seed=0, progress=
 
 def test_sparse_student_beats_same_nonzeros_dense_model_on_umls() -> None:
     graph = load_small("umls")
-    metasd = Trainer(None, graph, MetaSDConfig(mode="metasd", strategy="degree", sparsity=0.9,
-                                               **BUDGET))
+    metasd = compose(graph, MetaSDConfig.flat(mode="metasd", strategy="degree", sparsity=0.9,
+                                              **BUDGET))
     res = metasd.fit()
-    dense = Trainer(None, graph, MetaSDConfig(mode="dense_same_nnz", sparsity=0.9,
-                                              **BUDGET)).fit()
+    dense = compose(graph, MetaSDConfig.flat(mode="dense_same_nnz", sparsity=0.9,
+                                             **BUDGET)).fit()
     student = res.student_test.summary["mrr"]
     assert metasd.masks is not None
     assert res.history[-1]["sparsity"] == pytest.approx(0.9, abs=2e-3)

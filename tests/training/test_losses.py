@@ -14,6 +14,8 @@ from metasd_pyg.models.factory import build_model
 from metasd_pyg.models.scoring import score_triples
 from metasd_pyg.pruning.masks import apply_masks
 from metasd_pyg.training.losses import (
+    KLWeights,
+    MutualWeights,
     distillation_loss,
     dura,
     entity_cross_entropy,
@@ -175,7 +177,7 @@ def test_distillation_matches_naive_kl(seed: int, tau: float, w1: float, w2: flo
     a = torch.randn(3, 5, generator=g, dtype=torch.float64) * 3
     b = torch.randn(3, 5, generator=g, dtype=torch.float64) * 3
     ref = w1 * _naive_kl(a, b, tau) + w2 * _naive_kl(b, a, tau)
-    assert distillation_loss(a, b, tau, w1, w2).item() == pytest.approx(ref, rel=1e-9, abs=1e-12)
+    assert distillation_loss(a, b, tau, KLWeights(w1, w2)).item() == pytest.approx(ref, rel=1e-9, abs=1e-12)
     assert kl_divergence(a, b, tau).item() == pytest.approx(_naive_kl(a, b, tau), rel=1e-9)
 
 
@@ -215,7 +217,8 @@ def test_fused_mutual_loss_equals_autograd_composition(
            + a_s * (entity_cross_entropy(zs, target)
                     + lam_s * distillation_loss(zs, zt.detach(), tau)))
     ref_g = torch.autograd.grad(ref, [zt, zs])
-    got = mutual_logit_loss(zt, zs, target, tau, 3.0, 1.0, lam_t, lam_s, 1.0, a_s)
+    got = mutual_logit_loss(zt, zs, target, MutualWeights(tau, KLWeights(3.0, 1.0), lam_t, lam_s,
+                                                       1.0, a_s))
     got_g = torch.autograd.grad(got * 1.7, [zt, zs])
     assert got.item() == pytest.approx(ref.item(), rel=1e-10)
     for a, b in zip(got_g, ref_g):

@@ -8,6 +8,7 @@ import torch
 from metasd_pyg.models.factory import build_model
 from metasd_pyg.pruning.masks import apply_masks
 from metasd_pyg.training.losses import (
+    KLWeights,
     distillation_loss,
     entity_cross_entropy,
     regularizer,
@@ -40,7 +41,7 @@ def _quiz_loss(model: torch.nn.Module, theta_t: dict, theta_s: dict, batch: torc
     z_t = tail_logits(model, batch, theta_t)
     z_s = tail_logits(model, batch, view)
     lv = entity_cross_entropy(z_s, batch[:, 2]) + regularizer("dura", model, batch, REG, view)
-    lv = lv + distillation_loss(z_t, z_s, TAU, 3.0, 1.0)
+    lv = lv + distillation_loss(z_t, z_s, TAU, KLWeights(3.0, 1.0))
     grads = torch.autograd.grad(lv, list(leaves.values()))
     virtual = {n: theta_s[n] - ALPHA * g for n, g in zip(leaves, grads)}
     return entity_cross_entropy(tail_logits(model, quiz, apply_masks(virtual, masks)), quiz[:, 2])
@@ -114,7 +115,7 @@ def test_virtual_logit_grad_matches_autograd() -> None:
     zt = torch.randn(5, 7, generator=g, dtype=torch.float64) * 3
     zs = (torch.randn(5, 7, generator=g, dtype=torch.float64) * 3).requires_grad_(True)
     target = torch.randint(7, (5,), generator=g)
-    loss = entity_cross_entropy(zs, target) + distillation_loss(zt, zs, 2.5, 3.0, 1.0)
+    loss = entity_cross_entropy(zs, target) + distillation_loss(zt, zs, 2.5, KLWeights(3.0, 1.0))
     (ref,) = torch.autograd.grad(loss, zs)
-    got = virtual_logit_grad(zt, zs, target, temperature=2.5, distill_weights=(3.0, 1.0))
+    got = virtual_logit_grad(zt, zs, target, temperature=2.5, kl=KLWeights(3.0, 1.0))
     assert torch.allclose(got, ref, rtol=1e-10, atol=1e-13)

@@ -13,7 +13,8 @@ from metasd_pyg.errors import ConfigError, RunFolderError
 from metasd_pyg.models.factory import build_model
 from metasd_pyg.training.callbacks import Callback, StepContext
 from metasd_pyg.training.config import MetaSDConfig
-from metasd_pyg.training.trainer import Trainer, same_nnz_dim
+from metasd_pyg.training.recipes import Built, compose, same_nnz_dim
+from metasd_pyg.training.trainer import Trainer
 
 from .helpers import EverySchedule, PrefixPruner, tiny_evaluate, toy_graph
 
@@ -23,17 +24,18 @@ def _cfg(**kw: Any) -> MetaSDConfig:
                                 meta_every=2, quiz_fraction=0.1, quiz_batch_size=8, seed=3,
                                 device="cpu", sparsity=0.5)
     base.update(kw)
-    return MetaSDConfig(**base)
+    return MetaSDConfig.flat(**base)
 
 
-def _trainer(cfg: MetaSDConfig, graph: Any = None, **kw: Any) -> Trainer:
-    return Trainer(None, graph or toy_graph(n=120), cfg, evaluator=tiny_evaluate, **kw)
+def _trainer(cfg: MetaSDConfig, graph: Any = None, **kw: Any) -> Any:
+    return compose(graph or toy_graph(n=120), cfg, Built(evaluator=tiny_evaluate, **kw))
 
 
 def test_custom_pruner_and_schedule_plug_in() -> None:
     cfg = _cfg(epochs=2)
-    tr = Trainer(None, toy_graph(n=120), cfg, pruner=PrefixPruner(0.5),
-                 schedule=EverySchedule(0.5), evaluator=tiny_evaluate)
+    tr = compose(toy_graph(n=120), cfg, Built(pruner=PrefixPruner(0.5),
+                                              schedule=EverySchedule(0.5),
+                                              evaluator=tiny_evaluate))
     res = tr.fit()
     assert tr.masks is not None
     assert all(int(m.sum()) == m.numel() // 2 for m in tr.masks.values())
@@ -136,7 +138,7 @@ def test_baseline_modes_run(mode: str) -> None:
     tr = _trainer(cfg)
     res = tr.fit()
     if mode == "dense_same_nnz":
-        assert tr.model.node_emb.weight.size(1) == same_nnz_dim(cfg) == 4
+        assert tr.model.node_emb.weight.size(1) == same_nnz_dim(cfg.model.dim, cfg.pruning.sparsity) == 4
     if mode == "oneshot":
         assert res.student_test is not None and "oneshot_test" in res.extra
         assert [h["phase"] for h in res.history] == ["teacher", "teacher", "finetune", "finetune"]
@@ -178,21 +180,22 @@ def test_early_stopping_on_student_valid() -> None:
         return res
 
     cfg = _cfg(epochs=30, eval_every=1, patience=2)
-    res = Trainer(None, toy_graph(n=120), cfg, evaluator=scripted).fit()
+    res = compose(toy_graph(n=120), cfg, Built(evaluator=scripted)).fit()
     assert res.stopped_early and len(res.history) < 30
 
 
 def test_errors_are_config_errors() -> None:
     with pytest.raises(ConfigError, match="sparsity"):
-        MetaSDConfig(sparsity=1.5)
+        MetaSDConfig.flat(sparsity=1.5)
     with pytest.raises(ConfigError, match="mode"):
-        MetaSDConfig(mode="nope")
+        MetaSDConfig.flat(mode="nope")
     with pytest.raises(ConfigError, match="unknown config"):
         MetaSDConfig.from_dict({"epochz": 3})
     graph = toy_graph()
     with pytest.raises(ConfigError, match="reciprocal"):
-        Trainer(build_model("complex", graph.num_entities, graph.num_relations, 4,
-                            reciprocal=False), graph, _cfg(), evaluator=tiny_evaluate)
+        compose(graph, _cfg(), Built(model=build_model(
+            "complex", graph.num_entities, graph.num_relations, 4, reciprocal=False),
+            evaluator=tiny_evaluate))
 
 
 def test_keyword_api() -> None:
@@ -209,7 +212,7 @@ def test_keyword_api() -> None:
     assert res.student_test is not None and trainer.student_weights() is not None
     res2 = train_metasd(graph, model="distmult", dim=8, sparsity=0.5, epochs=1, batch_size=16,
                         quiz_fraction=0.1, meta=False, progress=False)
-    assert res2.config.model == "distmult" and res2.student_test is not None
+    assert res2.config.model.name == "distmult" and res2.student_test is not None
 
 
 def test_pruner_options_reach_the_pruner() -> None:
@@ -219,13 +222,13 @@ def test_pruner_options_reach_the_pruner() -> None:
     assert pruner is not None
     assert (pruner.k_max, pruner.relation_rule, pruner.importance) == (3, "full", "product")
     assert pruner.k_max_factor == 1.5
-    assert MetaSDConfig().k_max_factor == 3.2 and MetaSDConfig(k_max_factor=None).k_max is None
+    assert MetaSDConfig().pruning.k_max_factor == 3.2 and MetaSDConfig.flat(k_max_factor=None).pruning.k_max is None
     with pytest.raises(ConfigError, match="k_max_factor"):
-        MetaSDConfig(k_max_factor=0.9)
+        MetaSDConfig.flat(k_max_factor=0.9)
     with pytest.raises(ConfigError, match="k_max"):
-        MetaSDConfig(k_min=4, k_max=2)
+        MetaSDConfig.flat(k_min=4, k_max=2)
     with pytest.raises(ConfigError, match="relation_rule"):
-        MetaSDConfig(relation_rule="min")
+        MetaSDConfig.flat(relation_rule="min")
 
 
 def test_custom_loop_drives_train_step() -> None:
@@ -249,7 +252,7 @@ def test_teacher_distill_warmup_ramps_the_teacher_kl_from_zero() -> None:
     half = warm.steps_per_epoch * 0.5
     for tr in (warm, off):
         tr.start()
-    assert warm.teacher_distill_scale() == 0.0
+    assert warm.objective.teacher_scale(warm.global_step, warm.steps_per_epoch) == 0.0
     batch = warm.stream[:10]
     warm.train_step(batch)
     off.train_step(batch)
@@ -257,11 +260,11 @@ def test_teacher_distill_warmup_ramps_the_teacher_kl_from_zero() -> None:
     for (name, a), b in zip(warm.model.named_parameters(), off.model.parameters()):
         assert torch.allclose(a, b, atol=1e-7), name
     warm.global_step = int(half // 2)
-    assert warm.teacher_distill_scale() == pytest.approx(2.0 * int(half // 2) / half)
+    assert warm.objective.teacher_scale(warm.global_step, warm.steps_per_epoch) == pytest.approx(2.0 * int(half // 2) / half)
     warm.global_step = int(half) + 1
-    assert warm.teacher_distill_scale() == 2.0
+    assert warm.objective.teacher_scale(warm.global_step, warm.steps_per_epoch) == 2.0
     with pytest.raises(ConfigError, match="warmup"):
-        MetaSDConfig(teacher_distill_warmup_epochs=-1)
+        MetaSDConfig.flat(teacher_distill_warmup_epochs=-1)
 
 
 def test_default_degree_masks_move_only_with_the_sparsity() -> None:
@@ -277,7 +280,7 @@ def test_default_degree_masks_move_only_with_the_sparsity() -> None:
 def test_resume_refuses_a_changed_option_and_reads_older_checkpoints(tmp_path: Path) -> None:
     cfg = _cfg(epochs=2)
     _trainer(cfg, checkpoint_dir=tmp_path).fit()
-    with pytest.raises(ConfigError, match=r"sparsity=0\.5, this trainer has sparsity=0\.7"):
+    with pytest.raises(ConfigError, match=r"cannot change sparsity .*saved 0\.5, given 0\.7"):
         _trainer(cfg.replace(sparsity=0.7, epochs=3), checkpoint_dir=tmp_path).fit(resume=True)
     # a checkpoint written before k_max_factor existed ran uncapped: resuming it with the
     # newer default would change its masks, so only the old value is accepted
@@ -285,7 +288,7 @@ def test_resume_refuses_a_changed_option_and_reads_older_checkpoints(tmp_path: P
     doc = json.loads(doc_path.read_text())
     del doc["state"]["config"]["k_max_factor"]
     doc_path.write_text(json.dumps(doc))
-    with pytest.raises(ConfigError, match=r"k_max_factor=None, this trainer has k_max_factor=3\.2"):
+    with pytest.raises(ConfigError, match=r"cannot change k_max_factor .*saved None, given 3\.2"):
         _trainer(cfg.replace(epochs=3), checkpoint_dir=tmp_path).fit(resume=True)
     res = _trainer(cfg.replace(epochs=3, k_max_factor=None), checkpoint_dir=tmp_path).fit(
         resume=True)

@@ -12,7 +12,7 @@ from metasd_pyg.pruning import Pruner
 from metasd_pyg.training.config import MetaSDConfig
 from metasd_pyg.training.losses import tail_logits
 from metasd_pyg.training.meta import meta_gradient
-from metasd_pyg.training.trainer import Trainer
+from metasd_pyg.training.recipes import compose
 from metasd_pyg.training.views import active_units, compact_view, student_weights
 
 from .helpers import toy_graph
@@ -109,11 +109,11 @@ def test_trainer_trajectory_does_not_depend_on_compaction(strategy: str) -> None
     results = []
     units = []
     for compact in (True, False):
-        cfg = MetaSDConfig(dim=8, epochs=2, batch_size=16, eval_every=1, progress=False,
-                           meta_every=1, quiz_fraction=0.1, quiz_batch_size=8, seed=3,
-                           device="cpu", sparsity=0.75, strategy=strategy, k_max=4,
-                           compact_student=compact)
-        tr = Trainer(None, toy_graph(n=120), cfg)  # the library evaluator, compact weights
+        cfg = MetaSDConfig.flat(dim=8, epochs=2, batch_size=16, eval_every=1, progress=False,
+                                meta_every=1, quiz_fraction=0.1, quiz_batch_size=8, seed=3,
+                                device="cpu", sparsity=0.75, strategy=strategy, k_max=4,
+                                compact_student=compact)
+        tr = compose(toy_graph(n=120), cfg)  # the library evaluator, compact weights
         results.append(tr.fit())
         units.append(tr.units)
     assert units[0] is not None and units[0].numel() <= 4 and units[1] is None

@@ -80,6 +80,8 @@ def _models(args: argparse.Namespace) -> tuple[list[tuple[str, Any, Any]], dict[
     """``[(role, model, weights)]`` of the target and the run config (or ``{}``)."""
     from metasd_pyg.models.factory import model_from_metadata
     from metasd_pyg.pruning import apply_masks
+    from metasd_pyg.training.checkpoint import has_checkpoint
+    from metasd_pyg.training.modes import roles_of
 
     target = Path(args.target)
     if target.is_file():
@@ -88,13 +90,12 @@ def _models(args: argparse.Namespace) -> tuple[list[tuple[str, Any, Any]], dict[
         student = load_student(target)
         # The artifact names its dataset (export records it); --dataset overrides.
         return [("student", student.model, None)], {"dataset": student.metadata.get("dataset")}
-    if (target / "checkpoint.json").is_file():
-        from metasd_pyg.training.checkpoint import load_checkpoint
+    if has_checkpoint(target):
+        from metasd_pyg.training.checkpoint import TrainingState
 
         cfg = _run_config(target.parent)
-        tensors, state = load_checkpoint(target)
-        params = {k[6:]: v for k, v in tensors.items() if k.startswith("model/")}
-        masks = {k[5:]: v.bool() for k, v in tensors.items() if k.startswith("mask/")}
+        state = TrainingState.read(target)
+        params, masks = state.model, state.masks
         ent = params["node_emb.weight"]
         # run folders hold the pipeline's models: reciprocal, default margin and norm
         model = model_from_metadata({
@@ -102,7 +103,7 @@ def _models(args: argparse.Namespace) -> tuple[list[tuple[str, Any, Any]], dict[
             "num_relations": params["rel_emb.weight"].size(0) // 2, "reciprocal": True})
         model.load_state_dict(params, strict=True)
         mode = cfg.get("mode", "metasd")
-        cfg = {**cfg, "checkpoint_epoch": state.get("epoch")}
+        cfg = {**cfg, "checkpoint_epoch": state.epoch}
     elif target.is_dir():
         from metasd_pyg.export import model_from_run
         from metasd_pyg.runs.folder import RunFolder
@@ -114,9 +115,10 @@ def _models(args: argparse.Namespace) -> tuple[list[tuple[str, Any, Any]], dict[
     else:
         raise RunFolderError(f"{target} does not exist")
     model.eval()
-    dense_role = {"metasd": "teacher", "teacher": "teacher",
-                  "dense_same_nnz": "dense_same_nnz", "oneshot": None}.get(mode, "teacher")
-    sparse_role = {"oneshot": "oneshot"}.get(mode, "student")
+    # the run's main dense and masked models (training.modes.ROLES)
+    roles = roles_of(mode)
+    dense_role = next((r.name for r in roles if not r.masked), None)
+    sparse_role = next((r.name for r in roles if r.masked), "student")
     out: list[tuple[str, Any, Any]] = []
     if dense_role and args.model in ("all", "teacher"):
         out.append((dense_role, model, None))
@@ -133,7 +135,7 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from metasd_pyg.data import load_dataset
     from metasd_pyg.evaluation import evaluate
     from metasd_pyg.runs.config import parse_bins
-    from metasd_pyg.training.trainer import resolve_device
+    from metasd_pyg.training.runtime import resolve_device
 
     try:
         ks = tuple(int(k) for k in args.ks.split(",") if k.strip())

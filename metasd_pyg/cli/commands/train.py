@@ -39,14 +39,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         sub: The subparsers action of the main parser.
         common: Parent parser with the common output flags.
     """
-    from metasd_pyg.evaluation import BUCKET_BY
-    from metasd_pyg.models.factory import MODEL_NAMES
-    from metasd_pyg.runs.config import EXPORT_DTYPES, QUICKSTART, RunOptions
+    from metasd_pyg.runs.config import QUICKSTART, RunOptions
     from metasd_pyg.runs.options import add_dataclass_flags
-    from metasd_pyg.training.config import MODES, STRATEGIES, MetaSDConfig
-    from metasd_pyg.training.losses import REGULARIZERS
-    from metasd_pyg.training.meta import META_PATHS
-    from metasd_pyg.training.optim import OPTIMIZERS
+    from metasd_pyg.training.config import MetaSDConfig
 
     p = sub.add_parser("train", parents=[common], help="train MetaSD or a baseline into a run",
                        description="Train MetaSD (teacher + pruned student) or a baseline, "
@@ -63,28 +58,23 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                       help="continue the run in --out from its last checkpoint")
     run.add_argument("--print-config", action="store_true",
                      help="print the resolved configuration and exit (no training)")
-    add_dataclass_flags(run, RunOptions,
-                        choices={"export_dtype": EXPORT_DTYPES, "bucket_by": BUCKET_BY})
-    trainer = p.add_argument_group("trainer (MetaSDConfig)")
-    add_dataclass_flags(trainer, MetaSDConfig, choices={
-        "model": MODEL_NAMES, "mode": MODES, "strategy": STRATEGIES, "optimizer": OPTIMIZERS,
-        "meta_optimizer": OPTIMIZERS, "regularizer": REGULARIZERS, "meta_path": META_PATHS,
-        "loss": ("1-n", "sampled"),
-    }, notes={k: f"{v} on the synthetic quick start" for k, v in QUICKSTART.items()})
+    add_dataclass_flags(run, RunOptions)
+    notes = {k: f"{v} on the synthetic quick start" for k, v in QUICKSTART.items()}
+    for name, section in MetaSDConfig.section_types().items():
+        doc = (section.__doc__ or "").strip().splitlines()[0].rstrip(".")
+        group = p.add_argument_group(f"{name} ({section.__name__}): {doc[:1].lower()}{doc[1:]}")
+        add_dataclass_flags(group, section, notes=notes)
     p.set_defaults(handler=run_train, render=render_train)
 
 
 def resolve_config(args: argparse.Namespace) -> Any:
     """The :class:`~metasd_pyg.runs.config.RunConfig` of ``args`` (file < flags; resume-aware)."""
-    import dataclasses
-
     from metasd_pyg.runs.config import RunConfig, RunOptions
     from metasd_pyg.runs.folder import RunFolder
     from metasd_pyg.runs.options import read_config_file
-    from metasd_pyg.training.config import MetaSDConfig, saved_config_values
+    from metasd_pyg.training.config import MetaSDConfig
 
-    names = {f.name for f in dataclasses.fields(RunOptions)} | \
-        {f.name for f in dataclasses.fields(MetaSDConfig)}
+    names = set(RunOptions.keys()) | set(MetaSDConfig.keys())
     flags = {k: v for k, v in vars(args).items() if k in names}
     if args.quiet and "progress" not in flags:
         flags["progress"] = False
@@ -94,8 +84,7 @@ def resolve_config(args: argparse.Namespace) -> Any:
         out = flags.get("out") or file_values.get("out")
         if not out:
             raise ConfigError("--resume needs the run folder: give --out RUN")
-        saved = saved_config_values(RunFolder.open(out).read_config())
-        file_values = {**saved, **file_values}
+        file_values = {**RunConfig.saved_values(out), **file_values}
         file_name = args.config or f"{out}/config.json"
     return RunConfig.resolve(file_values, flags, file_name=file_name)
 
