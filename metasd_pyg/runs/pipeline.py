@@ -35,11 +35,11 @@ from metasd_pyg.evaluation import EvaluationResult, build_result
 from metasd_pyg.export.artifact import encode_student, export_student
 from metasd_pyg.export.names import pack_names
 from metasd_pyg.models.factory import model_metadata
-from metasd_pyg.runs.atomic import to_jsonable
 from metasd_pyg.runs.config import RESUMABLE_CHANGES, RunConfig, parse_bins
-from metasd_pyg.runs.folder import RunFolder
 from metasd_pyg.runs.logger import RunLogger
 from metasd_pyg.runs.summary import dataset_summary, size_summary
+from metasd_pyg.storage.folder import RunFolder
+from metasd_pyg.storage.jsonable import to_jsonable
 from metasd_pyg.training.config import saved_config_values
 
 logger = logging.getLogger(__name__)

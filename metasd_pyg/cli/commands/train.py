@@ -79,8 +79,8 @@ def resolve_config(args: argparse.Namespace) -> Any:
     import dataclasses
 
     from metasd_pyg.runs.config import RunConfig, RunOptions
-    from metasd_pyg.runs.folder import RunFolder
     from metasd_pyg.runs.options import read_config_file
+    from metasd_pyg.storage.folder import RunFolder
     from metasd_pyg.training.config import MetaSDConfig, saved_config_values
 
     names = {f.name for f in dataclasses.fields(RunOptions)} | \
