@@ -55,7 +55,7 @@ from metasd_pyg.storage.jsonable import to_jsonable
 from metasd_pyg.training.config import saved_config_values
 
 if TYPE_CHECKING:
-    from metasd_pyg.training.trainer import Trainer, TrainResult
+    from metasd_pyg.training import Trainer, TrainResult
 
 logger = logging.getLogger(__name__)
 
