@@ -5,9 +5,12 @@ Graph Completion". Findings of EMNLP 2022. https://aclanthology.org/2022.finding
 
 Data flows one way: :mod:`metasd_pyg.data` (``load_dataset``) ->
 :mod:`metasd_pyg.models` (PyG KGE models, scoring modes) ->
-:mod:`metasd_pyg.training` (with :mod:`metasd_pyg.pruning` and the meta step as
-parts) -> :mod:`metasd_pyg.evaluation` -> :mod:`metasd_pyg.report` /
-:mod:`metasd_pyg.export`.
+:mod:`metasd_pyg.pruning` / :mod:`metasd_pyg.evaluation` ->
+:mod:`metasd_pyg.training` (MetaSD: prunes, evaluates while training) ->
+:mod:`metasd_pyg.report` / :mod:`metasd_pyg.export` -> :mod:`metasd_pyg.runs`
+(one run end to end) -> :mod:`metasd_pyg.cli`, all standing on
+:mod:`metasd_pyg.storage` (atomic writes, run folders) and
+:mod:`metasd_pyg.errors` (the layers are checked by ``tests/test_layers.py``).
 """
 
 from metasd_pyg.data import (

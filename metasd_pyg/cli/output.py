@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from metasd_pyg.errors import ConfigError
-from metasd_pyg.runs.atomic import to_jsonable
+from metasd_pyg.storage.jsonable import to_jsonable
 
 
 def dump_json(result: Any, stream: IO[str]) -> None:

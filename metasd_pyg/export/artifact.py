@@ -45,7 +45,8 @@ from metasd_pyg.errors import ConfigError
 from metasd_pyg.export.encoding import EncodedTable, encode_table
 from metasd_pyg.export.names import pack_names
 from metasd_pyg.models.factory import model_metadata
-from metasd_pyg.runs.atomic import atomic_write, to_jsonable
+from metasd_pyg.storage.atomic import atomic_write
+from metasd_pyg.storage.jsonable import to_jsonable
 
 #: Format tag of the artifact's JSON metadata.
 ARTIFACT_FORMAT = "metasd-pyg-student"

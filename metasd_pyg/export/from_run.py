@@ -11,7 +11,7 @@ from metasd_pyg.errors import MetaSDError, RunFolderError
 from metasd_pyg.export.artifact import ExportInfo, export_student
 from metasd_pyg.export.names import unpack_names
 from metasd_pyg.models.factory import model_from_metadata
-from metasd_pyg.runs.folder import RunFolder
+from metasd_pyg.storage.folder import RunFolder
 
 
 def model_from_run(run: RunFolder) -> tuple[KGEModel, dict[str, Any], dict[str, Any]]:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from metasd_pyg.errors import RunFolderError
 from metasd_pyg.evaluation import EvaluationResult, compare
-from metasd_pyg.runs.folder import RunFolder
+from metasd_pyg.storage.folder import RunFolder
 from metasd_pyg.training.modes import ROLES, Role, has_student, main_role, runs_meta
 
 METRICS: tuple[str, ...] = ("mrr", "mr", "hits@1", "hits@3", "hits@10")

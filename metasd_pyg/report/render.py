@@ -27,7 +27,7 @@ import pandas as pd
 from metasd_pyg.report import data as D
 from metasd_pyg.report import plots as P
 from metasd_pyg.report.tables import to_html, to_markdown, wide_buckets
-from metasd_pyg.runs.atomic import atomic_write_text
+from metasd_pyg.storage.atomic import atomic_write_text
 
 #: Buckets with fewer queries than this get no significance mark in the report.
 MIN_QUERIES = 10

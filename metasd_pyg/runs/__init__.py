@@ -1,16 +1,11 @@
-"""Run folders: resolved configuration, versions, metrics log, checkpoints, results."""
+"""Runs: the application layer, one training run end to end into its run folder.
 
-from metasd_pyg.runs.atomic import atomic_write, atomic_write_json, atomic_write_text, to_jsonable
-from metasd_pyg.runs.folder import RUN_FORMAT, RUN_FORMAT_VERSION, RunFolder
-from metasd_pyg.runs.versions import collect_versions
+:func:`metasd_pyg.runs.pipeline.train_run` (what ``metasd-pyg train`` does)
+stands on every other package. The run-folder layout itself lives below, in
+:mod:`metasd_pyg.storage`; :class:`RunFolder` is re-exported here as the
+name users of run folders know.
+"""
 
-__all__ = [
-    "RUN_FORMAT",
-    "RUN_FORMAT_VERSION",
-    "RunFolder",
-    "atomic_write",
-    "atomic_write_json",
-    "atomic_write_text",
-    "collect_versions",
-    "to_jsonable",
-]
+from metasd_pyg.storage.folder import RunFolder
+
+__all__ = ["RunFolder"]

@@ -205,7 +205,7 @@ class RunConfig:
         Args:
             out: The run folder.
         """
-        from metasd_pyg.runs.folder import RunFolder
+        from metasd_pyg.storage.folder import RunFolder
 
         return saved_config_values(RunFolder.open(out).read_config())
 

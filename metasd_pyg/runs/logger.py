@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from metasd_pyg.runs.folder import RunFolder
+from metasd_pyg.storage.folder import RunFolder
 from metasd_pyg.training.callbacks import Callback
 
 if TYPE_CHECKING:

@@ -1,18 +1,29 @@
 r"""Train one run end to end: run folder, trainer, final results, artifact, report.
 
-:func:`train_run` is what ``metasd-pyg train`` does, usable from Python:
+:func:`train_run` is what ``metasd-pyg train`` does, usable from Python. It is
+a sequence of steps, one function each:
 
-1. create the run folder (or reopen it with ``resume``), save the resolved
-   configuration and the software versions;
-2. load the dataset and train with :class:`~metasd_pyg.training.trainer.Trainer`
+1. check the run folder (and, with ``resume``, the saved configuration) and
+   load the dataset, before anything is written (:func:`_check_target`,
+   :func:`_load_graph`);
+2. create the run folder (or reopen it with ``resume``) and save the resolved
+   configuration and the software versions (:func:`_create_run`);
+3. train the composition of parts of the mode (:func:`~metasd_pyg.training.recipes.compose`)
    (MetaSD, Li et al., Findings of EMNLP 2022,
    https://aclanthology.org/2022.findings-emnlp.149/, or a baseline mode),
-   checkpoints in ``checkpoints/``, logs in ``train.jsonl`` / ``metrics.jsonl``;
-3. store the final (best-valid) weights and masks (``model.safetensors``),
-   the compressed student (``student.safetensors``), the results of every
-   model on valid and test (``results.json``), the long-tail bucket table
-   (``buckets.csv``) and the relation-category table (``categories.csv``);
-4. write ``report.html`` (optional) and mark the run complete.
+   checkpoints in ``checkpoints/``, logs in ``train.jsonl`` / ``metrics.jsonl``
+   (:func:`_train`);
+4. evaluate the final results of every model on valid and test, re-bucketed
+   as configured, plus relation categories (:func:`_final_results`);
+5. store the final (best-valid) weights and masks (``model.safetensors``) and
+   the compressed student (``student.safetensors``) (:func:`_write_weights`,
+   :func:`_write_student`);
+6. rewrite the logs from the checkpointed history, write the long-tail bucket
+   table (``buckets.csv``), the relation-category table (``categories.csv``)
+   and ``results.json`` (:func:`_write_logs`, :func:`_write_tables`,
+   :func:`_write_results`);
+7. write ``report.html`` (optional) and mark the run complete
+   (:func:`_report_and_complete`).
 """
 
 from __future__ import annotations
@@ -23,8 +34,9 @@ import re
 import shutil
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
@@ -35,13 +47,17 @@ from metasd_pyg.evaluation import EvaluationResult, build_result
 from metasd_pyg.export.artifact import encode_student, export_student
 from metasd_pyg.export.names import pack_names
 from metasd_pyg.models.factory import model_metadata
-from metasd_pyg.runs.atomic import to_jsonable
 from metasd_pyg.runs.config import RESUMABLE_CHANGES, RunConfig, parse_bins
-from metasd_pyg.runs.folder import RunFolder
 from metasd_pyg.runs.logger import RunLogger
 from metasd_pyg.runs.summary import dataset_summary, size_summary
+from metasd_pyg.storage.folder import RunFolder
+from metasd_pyg.storage.jsonable import to_jsonable
 from metasd_pyg.training.checkpoint import check_resume as _check_resume
 from metasd_pyg.training.modes import roles_of
+
+if TYPE_CHECKING:
+    from metasd_pyg.training import TrainResult
+    from metasd_pyg.training.recipes import Run
 
 logger = logging.getLogger(__name__)
 
@@ -115,9 +131,12 @@ def _teacher_params(model: torch.nn.Module, config: RunConfig) -> int:
 
 def _roles(result: Any, mode: str) -> list[tuple[str, Any, Any, bool]]:
     """``(role, valid, test, masked)`` of every model the run produced (training.modes.ROLES)."""
-    return [(r.name, result.of(r.result, "valid"), result.of(r.result, "test"), r.masked)
-            for r in roles_of(mode)
-            if result.of(r.result, "valid") is not None and result.of(r.result, "test") is not None]
+    out = []
+    for role in roles_of(mode):
+        valid, test = result.of(role.result, "valid"), result.of(role.result, "test")
+        if valid is not None and test is not None:
+            out.append((role.name, valid, test, role.masked))
+    return out
 
 
 def _as_result(obj: Any) -> EvaluationResult:
@@ -153,23 +172,85 @@ def train_run(
     """
     start = time.perf_counter()
     out = Path(config.run.out) if config.run.out else default_run_dir(config)
+    # Fail fast, and leave nothing behind, on a bad folder or dataset.
+    _check_target(out, config, overwrite=overwrite, resume=resume)
+    graph = _load_graph(config) if graph is None else graph
+    run = _create_run(out, config, overwrite=overwrite, resume=resume, command=command)
+    logger.info("%s: %s", run.path, graph)
+    trainer, result = _train(run, graph, config, resume=resume)
+    final = _final_results(trainer, result, graph, config)
+    _write_weights(run, trainer, graph, config, final.params)
+    compression = _write_student(run, trainer, graph, config, final)
+    _write_logs(run, result, final)
+    _write_tables(run, final)
+    training = _write_results(run, result, graph, config, final, compression, start)
+    files = _report_and_complete(run, config, has_student=trainer.masks is not None,
+                                 start=start)
+    training = {**training, "wall_time": time.perf_counter() - start}
+    return _summary(run, graph, config, final, compression, training, files)
+
+
+@dataclass
+class _FinalResults:
+    """The final results of every model of a run (see :func:`_final_results`).
+
+    Attributes:
+        params: The trained model's parameters (detached).
+        teacher_params: Parameters of the dense teacher of the run's configuration.
+        models: Role -> ``{"masked", "valid", "test"}`` summaries plus the size summary.
+        evaluated: ``(role, split, result)``, re-bucketed as configured.
+        categories: ``(role, split, result)``, bucketed by relation category.
+    """
+
+    params: dict[str, torch.Tensor]
+    teacher_params: int
+    models: dict[str, Any] = field(default_factory=dict)
+    evaluated: list[tuple[str, str, EvaluationResult]] = field(default_factory=list)
+    categories: list[tuple[str, str, EvaluationResult]] = field(default_factory=list)
+
+
+def _check_target(out: Path, config: RunConfig, *, overwrite: bool, resume: bool) -> None:
+    """Refuse, before anything is written, a bad run folder or a breaking resume.
+
+    Raises:
+        ConfigError: ``resume`` with a changed option outside :data:`RESUMABLE_CHANGES`.
+        RunFolderError: ``out`` cannot be created, replaced or resumed as asked.
+    """
     if resume:
         saved = RunConfig.from_saved(out)
         check_resume(saved, config, out)
-    # Fail fast, and leave nothing behind, on a bad folder or dataset.
     RunFolder.check_target(out, overwrite=overwrite, resume=resume)
-    if graph is None:
-        from metasd_pyg.data import load_dataset
 
-        graph = load_dataset(config.run.dataset, config.run.data_root,
-                             progress=config.train.runtime.progress)
+
+def _load_graph(config: RunConfig) -> KnowledgeGraph:
+    """Load the run's dataset (``config.run.dataset`` from ``config.run.data_root``)."""
+    from metasd_pyg.data import load_dataset
+
+    return load_dataset(config.run.dataset, config.run.data_root,
+                        progress=config.train.runtime.progress)
+
+
+def _create_run(out: Path, config: RunConfig, *, overwrite: bool, resume: bool,
+                command: Sequence[str] | None) -> RunFolder:
+    """Create (or reopen) the run folder and save the configuration and versions.
+
+    ``config.run.out`` is set to ``out``, so the saved configuration names its folder.
+    """
     run = RunFolder.create(out, overwrite=overwrite, resume=resume, command=command)
     config.run.out = str(out)
     run.write_config(config.to_dict())
     if resume:  # a new run folder records them on creation
         run.write_versions()
-    logger.info("%s: %s", run.path, graph)
+    return run
 
+
+def _train(run: RunFolder, graph: KnowledgeGraph, config: RunConfig, *,
+           resume: bool) -> tuple[Run, TrainResult]:
+    """Train (or continue training) with checkpoints and logs in ``run``.
+
+    A run that fails before its first checkpoint leaves no run folder behind
+    (there is nothing to resume from); a resumed one is never deleted.
+    """
     from metasd_pyg.training.checkpoint import has_checkpoint
     from metasd_pyg.training.recipes import Built, compose
 
@@ -183,26 +264,37 @@ def train_run(
         if not resume and not has_checkpoint(run.checkpoint_dir):
             shutil.rmtree(run.path, ignore_errors=True)
         raise
+    return trainer, result
 
-    # ---- final results, re-bucketed as configured, plus relation categories
+
+def _final_results(trainer: Run, result: TrainResult, graph: KnowledgeGraph,
+                   config: RunConfig) -> _FinalResults:
+    """Every model's valid and test results, re-bucketed as configured, plus categories.
+
+    Each model's entry in :attr:`_FinalResults.models` holds whether it is
+    masked, its valid and test summaries, and its size against the dense teacher.
+    """
     bins = parse_bins(config.run.bins)
-    evaluated: list[tuple[str, str, EvaluationResult]] = []
-    categories: list[tuple[str, str, EvaluationResult]] = []
-    models: dict[str, Any] = {}
     params = {n: p.detach() for n, p in trainer.model.named_parameters()}
-    teacher_params = _teacher_params(trainer.model, config)
+    final = _FinalResults(params=params,
+                          teacher_params=_teacher_params(trainer.model, config))
     for role, valid, test, masked in _roles(result, config.train.recipe.mode):
         entry: dict[str, Any] = {"masked": masked}
         for split, res in (("valid", valid), ("test", test)):
             res = _rebucket(_as_result(res), graph, role, split, config.run.bucket_by, bins)
-            evaluated.append((role, split, res))
-            categories.append((role, split, _rebucket(res, graph, role, split, "category",
-                                                      "log")))
+            final.evaluated.append((role, split, res))
+            final.categories.append((role, split, _rebucket(res, graph, role, split,
+                                                            "category", "log")))
             entry[split] = res.summary
-        entry.update(size_summary(params, trainer.masks if masked else None, teacher_params))
-        models[role] = entry
+        entry.update(size_summary(params, trainer.masks if masked else None,
+                                  final.teacher_params))
+        final.models[role] = entry
+    return final
 
-    # ---- final weights, names, compressed student
+
+def _write_weights(run: RunFolder, trainer: Run, graph: KnowledgeGraph,
+                   config: RunConfig, params: dict[str, torch.Tensor]) -> None:
+    """Write the final weights, the student's masks and the names to ``model.safetensors``."""
     extra: dict[str, torch.Tensor] = {}
     meta = {
         **model_metadata(trainer.model, graph.num_relations),
@@ -211,30 +303,47 @@ def train_run(
         "relation_names": pack_names(graph.relation_names, "relation_names", extra),
     }
     run.write_model(params, trainer.masks, meta, extra)
+
+
+def _write_student(run: RunFolder, trainer: Run, graph: KnowledgeGraph,
+                   config: RunConfig, final: _FinalResults) -> dict[str, Any]:
+    """Export the compressed student (if the run has one) and return the compression summary.
+
+    The student is written in ``config.run.export_dtype``; the other value type
+    is encoded only to report its size. A dense run reports its parameter ratio.
+    """
+    teacher_params = final.teacher_params
     compression: dict[str, Any] = {"teacher_params": teacher_params,
                                    "dense_teacher_bytes": 4 * teacher_params}
-    provenance = {"source_run": str(run.path.resolve()), "dataset": graph.name,
-                  "mode": config.train.recipe.mode}
-    if trainer.masks is not None:
-        info = export_student(run.student_path, trainer.model, trainer.masks,
-                              dtype=config.run.export_dtype, entity_names=graph.entity_names,
-                              relation_names=graph.relation_names, metadata=provenance)
-        compression[config.run.export_dtype] = info.to_dict()
-        other = "fp16" if config.run.export_dtype == "fp32" else "fp32"
-        _, alt = encode_student(trainer.model, trainer.masks, dtype=other,
-                                entity_names=graph.entity_names,
-                                relation_names=graph.relation_names, metadata=provenance)
-        compression[other] = alt.to_dict()  # size only: nothing written
-        compression["artifact"] = run.STUDENT
-        compression["student_nonzeros"] = info.nonzeros
-        compression["ratio_fp32"] = compression["fp32"]["ratio"]
-        compression["ratio_fp16"] = compression["fp16"]["ratio"]
-    else:
-        total = sum(int(p.numel()) for p in params.values())
+    if trainer.masks is None:
+        total = sum(int(p.numel()) for p in final.params.values())
         compression["model_params"] = total
         compression["ratio_params"] = total / max(teacher_params, 1)
+        return compression
+    provenance = {"source_run": str(run.path.resolve()), "dataset": graph.name,
+                  "mode": config.train.recipe.mode}
+    info = export_student(run.student_path, trainer.model, trainer.masks,
+                          dtype=config.run.export_dtype, entity_names=graph.entity_names,
+                          relation_names=graph.relation_names, metadata=provenance)
+    compression[config.run.export_dtype] = info.to_dict()
+    other = "fp16" if config.run.export_dtype == "fp32" else "fp32"
+    _, alt = encode_student(trainer.model, trainer.masks, dtype=other,
+                            entity_names=graph.entity_names,
+                            relation_names=graph.relation_names, metadata=provenance)
+    compression[other] = alt.to_dict()  # size only: nothing written
+    compression["artifact"] = run.STUDENT
+    compression["student_nonzeros"] = info.nonzeros
+    compression["ratio_fp32"] = compression["fp32"]["ratio"]
+    compression["ratio_fp16"] = compression["fp16"]["ratio"]
+    return compression
 
-    # ---- logs (authoritative, from the checkpointed history), tables, results
+
+def _write_logs(run: RunFolder, result: TrainResult, final: _FinalResults) -> None:
+    """Rewrite ``train.jsonl`` / ``metrics.jsonl`` from the checkpointed history.
+
+    The history is authoritative (the live logs may hold epochs a resume
+    replayed); the final valid/test results of every model follow (``final: true``).
+    """
     history = [to_jsonable(h) for h in result.history]
     run.truncate_logs(after_epoch=-1)
     for rec in history:
@@ -243,44 +352,68 @@ def train_run(
             run.append_metrics({"epoch": rec["epoch"], "split": "valid", "final": False,
                                 **{k: v for k, v in rec.items()
                                    if k.startswith(("valid_", "teacher_valid"))}})
-    for role, split, res in evaluated:
+    for role, split, res in final.evaluated:
         run.append_metrics({"epoch": result.best_epoch, "split": split, "final": True,
                             "model": role, **{k: v for k, v in res.summary.items()
                                               if not isinstance(v, dict)}})
-    run.write_table(run.BUCKETS, _csv(_table(evaluated)))
-    run.write_table(run.CATEGORIES, _csv(_table(categories)))
-    wall = time.perf_counter() - start
-    training = {
-        "best_epoch": result.best_epoch,
-        "best_valid_mrr": result.best_valid_mrr,
-        "epochs": len(result.history),
-        "stopped_early": result.stopped_early,
-        "train_wall_time": result.wall_time,
-        "wall_time": wall,
-    }
-    results = {
+
+
+def _write_tables(run: RunFolder, final: _FinalResults) -> None:
+    """Write the long-tail bucket and relation-category tables (CSV)."""
+    run.write_table(run.BUCKETS, _csv(_table(final.evaluated)))
+    run.write_table(run.CATEGORIES, _csv(_table(final.categories)))
+
+
+def _write_results(run: RunFolder, result: TrainResult, graph: KnowledgeGraph,
+                   config: RunConfig, final: _FinalResults, compression: dict[str, Any],
+                   start: float) -> dict[str, Any]:
+    """Write ``results.json`` and return its training summary.
+
+    Args:
+        start: :func:`time.perf_counter` at the start of the run (for ``wall_time``).
+    """
+    training = _training_summary(result, start)
+    run.write_results({
         "format": RESULTS_FORMAT,
         "format_version": 1,
         "run": run.name,
         "mode": config.train.recipe.mode,
         "dataset": dataset_summary(graph),
         "config": config.to_dict(),
-        "models": models,
+        "models": final.models,
         "training": training,
         "compression": compression,
         "evaluations": [
             {"role": role, "split": split, **res.to_dict(include_ranks=(split == "test"))}
-            for role, split, res in evaluated
+            for role, split, res in final.evaluated
         ],
         "categories": [
-            {"role": role, "split": split, **res.to_dict()} for role, split, res in categories
+            {"role": role, "split": split, **res.to_dict()}
+            for role, split, res in final.categories
         ],
+    })
+    return training
+
+
+def _training_summary(result: TrainResult, start: float) -> dict[str, Any]:
+    """Epochs, best epoch and valid MRR, early stop, and wall times of the run so far."""
+    return {
+        "best_epoch": result.best_epoch,
+        "best_valid_mrr": result.best_valid_mrr,
+        "epochs": len(result.history),
+        "stopped_early": result.stopped_early,
+        "train_wall_time": result.wall_time,
+        "wall_time": time.perf_counter() - start,
     }
-    run.write_results(results)
+
+
+def _report_and_complete(run: RunFolder, config: RunConfig, *, has_student: bool,
+                         start: float) -> dict[str, str]:
+    """Write ``report.html`` (if asked), mark the run complete, return the run's files."""
     files = {"run": str(run.path), "results": str(run.path / run.RESULTS),
              "buckets": str(run.path / run.BUCKETS),
              "categories": str(run.path / run.CATEGORIES)}
-    if trainer.masks is not None:
+    if has_student:
         files["student"] = str(run.student_path)
     if config.run.report:
         from metasd_pyg.report import write_report
@@ -288,14 +421,20 @@ def train_run(
         write_report([run.path], run.report_path)
         files["report"] = str(run.report_path)
     run.mark_complete(wall_time=time.perf_counter() - start)
-    training["wall_time"] = time.perf_counter() - start
+    return files
+
+
+def _summary(run: RunFolder, graph: KnowledgeGraph, config: RunConfig, final: _FinalResults,
+             compression: dict[str, Any], training: dict[str, Any],
+             files: dict[str, str]) -> dict[str, Any]:
+    """The JSON-serialisable summary :func:`train_run` returns (flat metrics only)."""
     return {
         "run": str(run.path),
         "dataset": graph.name,
         "mode": config.train.recipe.mode,
         "models": {role: {"valid": _flat(m["valid"]), "test": _flat(m["test"]),
                           "params": m["params"], "nonzeros": m["nonzeros"]}
-                   for role, m in models.items()},
+                   for role, m in final.models.items()},
         "compression": {k: v for k, v in compression.items()
                         if not isinstance(v, dict)},
         "training": training,

@@ -148,7 +148,7 @@ def test_export_run_round_trip(tmp_path):
     from metasd_pyg.errors import RunFolderError
     from metasd_pyg.export import export_run
     from metasd_pyg.export.names import pack_names
-    from metasd_pyg.runs import RunFolder
+    from metasd_pyg.storage import RunFolder
 
     model = _model("complex", dim=20)
     masks = _nested(model, 0.2)

@@ -8,7 +8,7 @@ from metasd_pyg.errors import RunFolderError
 from metasd_pyg.report import data as D
 from metasd_pyg.report import load_runs, write_report
 from metasd_pyg.report.tables import fmt, to_html, to_markdown, wide_buckets
-from metasd_pyg.runs import RunFolder
+from metasd_pyg.storage import RunFolder
 
 EXTERNAL = re.compile(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", re.I)
 

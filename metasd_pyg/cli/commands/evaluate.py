@@ -71,7 +71,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _run_config(path: Path) -> dict[str, Any]:
-    from metasd_pyg.runs.folder import RunFolder
+    from metasd_pyg.storage.folder import RunFolder
 
     return RunFolder.open(path).read_config()
 
@@ -106,7 +106,7 @@ def _models(args: argparse.Namespace) -> tuple[list[tuple[str, Any, Any]], dict[
         cfg = {**cfg, "checkpoint_epoch": state.epoch}
     elif target.is_dir():
         from metasd_pyg.export import model_from_run
-        from metasd_pyg.runs.folder import RunFolder
+        from metasd_pyg.storage.folder import RunFolder
 
         run = RunFolder.open(target)
         cfg = run.read_config()
@@ -170,7 +170,7 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     if csv_path is not None:
         import pandas as pd
 
-        from metasd_pyg.runs.atomic import atomic_write_text
+        from metasd_pyg.storage.atomic import atomic_write_text
 
         buf = io.StringIO()
         pd.concat(frames, ignore_index=True).to_csv(buf, index=False, float_format="%.6g")

@@ -70,7 +70,6 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 def resolve_config(args: argparse.Namespace) -> Any:
     """The :class:`~metasd_pyg.runs.config.RunConfig` of ``args`` (file < flags; resume-aware)."""
     from metasd_pyg.runs.config import RunConfig, RunOptions
-    from metasd_pyg.runs.folder import RunFolder
     from metasd_pyg.runs.options import read_config_file
     from metasd_pyg.training.config import MetaSDConfig
 

@@ -1,9 +1,7 @@
-import json
-
 import pytest
 
 from metasd_pyg.errors import RunFolderError
-from metasd_pyg.runs import RunFolder, atomic_write_text, to_jsonable
+from metasd_pyg.storage import RunFolder
 
 
 def test_create_writes_marker_and_versions(tmp_path):
@@ -83,32 +81,6 @@ def test_jsonl_logs_truncate_and_torn_line(tmp_path):
     (run.path / run.METRICS).write_text('{"a": 1}\nbroken\n{"b": 2}\n')
     with pytest.raises(RunFolderError, match=":2:"):
         run.read_metrics()
-
-
-def test_atomic_write_leaves_old_file_on_failure(tmp_path):
-    target = tmp_path / "f.json"
-    atomic_write_text(target, "old")
-
-    from metasd_pyg.runs import atomic_write
-
-    def boom(fh):
-        fh.write(b"partial")
-        raise RuntimeError("crash")
-
-    with pytest.raises(RuntimeError):
-        atomic_write(target, boom)
-    assert target.read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
-
-
-def test_to_jsonable():
-    import numpy as np
-    import torch
-
-    out = to_jsonable({"a": torch.tensor(1.5), "b": np.float32(2.0), "c": float("nan"),
-                       "d": (1, 2), "e": torch.tensor([1, 2])})
-    assert json.loads(json.dumps(out)) == {"a": 1.5, "b": 2.0, "c": None, "d": [1, 2],
-                                           "e": [1, 2]}
 
 
 def test_model_weights_round_trip(tmp_path):

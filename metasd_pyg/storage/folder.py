@@ -33,8 +33,9 @@ import torch
 from torch import Tensor
 
 from metasd_pyg.errors import RunFolderError
-from metasd_pyg.runs.atomic import atomic_write, atomic_write_json, atomic_write_text, to_jsonable
-from metasd_pyg.runs.versions import collect_versions
+from metasd_pyg.storage.atomic import atomic_write, atomic_write_json, atomic_write_text
+from metasd_pyg.storage.jsonable import to_jsonable
+from metasd_pyg.storage.versions import collect_versions
 
 #: Format tag written in ``run.json``.
 RUN_FORMAT = "metasd-pyg-run"

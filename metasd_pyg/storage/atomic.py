@@ -1,4 +1,4 @@
-"""Atomic file writes for run folders.
+"""Atomic file writes.
 
 A file is written to a temporary sibling in the same directory and moved into
 place with :func:`os.replace`, so a reader (or a crash) never sees a half-written
@@ -13,6 +13,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
+
+from metasd_pyg.storage.jsonable import to_jsonable
 
 
 def _umask() -> int:
@@ -67,28 +69,3 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
     """
     return atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=False) + "\n")
 
-
-def to_jsonable(obj: Any) -> Any:
-    """Convert tensors, numpy scalars, paths, tuples and non-finite floats to JSON values.
-
-    Args:
-        obj: Any nested structure of dicts, lists, tuples and scalars.
-    """
-    import math
-
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple | set | frozenset):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, bool) or obj is None or isinstance(obj, str | int):
-        return obj
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, Path):
-        return str(obj)
-    if getattr(obj, "ndim", None) == 0 and callable(getattr(obj, "item", None)):
-        return to_jsonable(obj.item())
-    tolist = getattr(obj, "tolist", None)
-    if callable(tolist):
-        return to_jsonable(tolist())
-    return str(obj)

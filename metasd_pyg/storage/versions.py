@@ -24,14 +24,14 @@ def collect_versions() -> dict[str, str | None]:
     """
     import torch
 
-    import metasd_pyg
+    from metasd_pyg import __version__
 
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "torch": torch.__version__,
         "torch_geometric": _version("torch-geometric"),
-        "metasd_pyg": getattr(metasd_pyg, "__version__", None) or _version("metasd-pyg"),
+        "metasd_pyg": __version__ or _version("metasd-pyg"),
         "numpy": _version("numpy"),
         "pandas": _version("pandas"),
         "safetensors": _version("safetensors"),
