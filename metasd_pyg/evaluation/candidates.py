@@ -16,17 +16,17 @@ the entity table is copied per chunk. With :math:`c` a candidate's rows:
 exactly the scores of :func:`~metasd_pyg.models.scoring.score_tails` with
 ``candidates=[B, C]`` (and of the models' ``forward``), under ``weights``
 overrides as well (the masked MetaSD student,
-https://aclanthology.org/2022.findings-emnlp.149/).
+https://aclanthology.org/2022.findings-emnlp.149/). Each formula is the
+model adapter's
+:meth:`~metasd_pyg.models.adapters.ModelAdapter.candidate_scores`.
 """
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor
-from torch_geometric.nn.kge import ComplEx, DistMult, KGEModel, RotatE, TransE
+from torch_geometric.nn.kge import KGEModel
 
-from metasd_pyg.models.scoring import Weights, head_query, parameter, tail_query
+from metasd_pyg.models.adapters import Weights, adapter_of
 
 
 def score_candidates(
@@ -51,25 +51,9 @@ def score_candidates(
         head: Score candidates as heads of ``(?, rel, entity)`` (direct head
             scoring) instead of tails of ``(entity, rel, ?)``.
     """
-    B, C = candidates.shape
-    flat = candidates.reshape(-1)
-    q = head_query(model, rel, entity, weights) if head else tail_query(model, entity, rel, weights)
-
-    def rows(name: str) -> Tensor:
-        return parameter(model, weights, name).index_select(0, flat).view(B, C, -1)
-
-    if isinstance(model, ComplEx | RotatE):
-        re, im = rows("node_emb.weight"), rows("node_emb_im.weight")
-        d = re.size(-1)
-        q_re, q_im = q[:, :d], q[:, d:]
-        if isinstance(model, ComplEx):
-            out = torch.bmm(re, q_re.unsqueeze(2)) + torch.bmm(im, q_im.unsqueeze(2))
-            return out.squeeze(2)
-        dist = ((q_re.unsqueeze(1) - re) ** 2).sum(-1) + ((q_im.unsqueeze(1) - im) ** 2).sum(-1)
-        return model.margin - dist.sqrt()
-    if isinstance(model, DistMult):
-        return torch.bmm(rows("node_emb.weight"), q.unsqueeze(2)).squeeze(2)
-    if isinstance(model, TransE):
-        cand = F.normalize(rows("node_emb.weight"), p=model.p_norm, dim=-1)
-        return -(q.unsqueeze(1) - cand).norm(p=model.p_norm, dim=-1)
-    raise TypeError(f"unsupported model {type(model).__name__}")
+    adapter = adapter_of(model)
+    if head:
+        q = adapter.head_query(model, rel, entity, weights)
+    else:
+        q = adapter.tail_query(model, entity, rel, weights)
+    return adapter.candidate_scores(model, q, candidates, weights)

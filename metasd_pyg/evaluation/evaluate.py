@@ -45,9 +45,9 @@ from metasd_pyg.evaluation.ranks import candidate_ranks, ranks_from_scores
 from metasd_pyg.evaluation.result import EvaluationResult
 from metasd_pyg.evaluation.sorting import stable_argsort, unique_inverse
 from metasd_pyg.evaluation.streaming import RankingEvaluator
+from metasd_pyg.models.adapters import adapter_of
 from metasd_pyg.models.factory import model_name
 from metasd_pyg.models.scoring import (
-    ENTITY_TABLES,
     Weights,
     parameter,
     score_heads,
@@ -77,11 +77,6 @@ def subset_indices(num_triples: int, max_queries: int | None, seed: int = 0) -> 
         raise ConfigError(f"max_queries must be a positive integer, got {max_queries!r}")
     gen = torch.Generator().manual_seed(seed)
     return torch.randperm(num_triples, generator=gen)[: int(max_queries)].sort().values
-
-
-def _entity_tables(model: KGEModel) -> list[str]:
-    names = {n for n, _ in model.named_parameters()}
-    return [n for n in ENTITY_TABLES if n in names]
 
 
 def _ogb_side(
@@ -261,7 +256,7 @@ def evaluate(
     elem = model.get_parameter("node_emb.weight").element_size()
     if protocol == "ogb":
         cands = {s: graph.candidates[split][f"{s}_neg"][idx] for s in ("tail", "head")}
-        width = sum(parameter(model, weights, n).size(-1) for n in _entity_tables(model))
+        width = adapter_of(model).entity_width(model, weights)
         n_cand = 1 + max(int(c.size(1)) for c in cands.values())
         step = chunk_size(candidate_query_bytes(n_cand, width, elem), memory_budget_mb,
                           batch_size)

@@ -1,5 +1,6 @@
-"""PyG KGE models: construction and scoring modes."""
+"""PyG KGE models: construction, scoring modes, and one adapter per model class."""
 
+from metasd_pyg.models.adapters import ADAPTERS, ModelAdapter, adapter_for, adapter_of
 from metasd_pyg.models.factory import MODEL_NAMES, build_model, model_name
 from metasd_pyg.models.scoring import (
     ENTITY_TABLES,
@@ -15,10 +16,14 @@ from metasd_pyg.models.scoring import (
 )
 
 __all__ = [
+    "ADAPTERS",
     "ENTITY_TABLES",
     "MODEL_NAMES",
     "RELATION_TABLES",
+    "ModelAdapter",
     "Weights",
+    "adapter_for",
+    "adapter_of",
     "build_model",
     "head_query",
     "model_name",

@@ -5,19 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from torch_geometric.nn.kge import ComplEx, DistMult, KGEModel, RotatE, TransE
+from torch_geometric.nn.kge import KGEModel
 
 from metasd_pyg.errors import ConfigError
+from metasd_pyg.models.adapters import ADAPTERS, adapter_for, adapter_of
 
-#: Model names accepted by :func:`build_model` (lower case).
-MODEL_NAMES: tuple[str, ...] = ("complex", "distmult", "rotate", "transe")
-
-_CLASSES: dict[str, type[KGEModel]] = {
-    "complex": ComplEx,
-    "distmult": DistMult,
-    "rotate": RotatE,
-    "transe": TransE,
-}
+#: Model names accepted by :func:`build_model` (lower case), one per adapter of
+#: :mod:`metasd_pyg.models.adapters`: ``("complex", "distmult", "rotate", "transe")``.
+MODEL_NAMES: tuple[str, ...] = tuple(a.name for a in ADAPTERS)
 
 
 def build_model(
@@ -45,24 +40,21 @@ def build_model(
         reciprocal: Add inverse relations.
         margin: Margin of TransE and RotatE (ignored by the others).
     """
-    key = name.lower()
-    if key not in _CLASSES:
-        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(MODEL_NAMES)}")
+    adapter = adapter_for(name)
     if dim < 1:
         raise ConfigError(f"model dimension must be >= 1, got {dim}")
     rels = 2 * num_relations if reciprocal else num_relations
-    cls = _CLASSES[key]
-    if key in ("rotate", "transe"):
-        return cls(num_entities, rels, dim, margin=margin)
-    return cls(num_entities, rels, dim)
+    return adapter.build(num_entities, rels, dim, margin=margin)
 
 
 def model_name(model: KGEModel) -> str:
-    """The :data:`MODEL_NAMES` key of a PyG KGE model instance."""
-    for key, cls in _CLASSES.items():
-        if type(model) is cls:
-            return key
-    raise ConfigError(f"unsupported model class {type(model).__name__}")
+    """The :data:`MODEL_NAMES` key of a PyG KGE model instance.
+
+    Raises:
+        ConfigError: Unsupported model class (see
+            :func:`~metasd_pyg.models.adapters.adapter_of`).
+    """
+    return adapter_of(model).name
 
 
 def model_metadata(model: KGEModel, num_relations: int, *, reciprocal: bool = True
@@ -71,21 +63,24 @@ def model_metadata(model: KGEModel, num_relations: int, *, reciprocal: bool = Tr
 
     Keys: ``model``, ``num_entities``, ``num_relations``, ``dim``,
     ``reciprocal``, ``margin``, ``p_norm`` (the last two only matter for TransE
-    and RotatE).
+    and RotatE; see
+    :meth:`~metasd_pyg.models.adapters.ModelAdapter.hyperparameters`).
 
     Args:
         model: A PyG KGE model.
         num_relations: Relations of the dataset (without inverses).
         reciprocal: Whether the model holds inverse relation rows.
     """
+    adapter = adapter_of(model)
+    hyper = adapter.hyperparameters(model)
     return {
-        "model": model_name(model),
+        "model": adapter.name,
         "num_entities": int(model.num_nodes),
         "num_relations": int(num_relations),
         "dim": int(model.hidden_channels),
         "reciprocal": bool(reciprocal),
-        "margin": float(getattr(model, "margin", 1.0)),
-        "p_norm": float(getattr(model, "p_norm", 1.0)),
+        "margin": hyper["margin"],
+        "p_norm": hyper["p_norm"],
     }
 
 
@@ -105,6 +100,5 @@ def model_from_metadata(meta: Mapping[str, Any]) -> KGEModel:
         int(meta["dim"]), reciprocal=bool(meta["reciprocal"]),
         margin=float(meta.get("margin", 1.0)),
     )
-    if isinstance(model, TransE) and "p_norm" in meta:
-        model.p_norm = float(meta["p_norm"])
+    adapter_of(model).restore(model, meta)
     return model

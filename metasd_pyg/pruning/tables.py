@@ -1,9 +1,9 @@
 r"""Which parameter tables of a PyG KGE model are pruned, grouped by row type.
 
-The pruned tables are every entity and relation table of the model
-(:data:`~metasd_pyg.models.scoring.ENTITY_TABLES` and
-:data:`~metasd_pyg.models.scoring.RELATION_TABLES` that it has), with one
-exception: **RotatE's relation table holds phases**, and a zero phase is the
+The pruned tables are every entity and relation table of the model (its
+adapter's :attr:`~metasd_pyg.models.adapters.ModelAdapter.entity_tables` and
+:attr:`~metasd_pyg.models.adapters.ModelAdapter.pruned_relation_tables`), with
+one exception: **RotatE's relation table holds phases**, and a zero phase is the
 identity rotation :math:`e^{i0} = 1`, not a removed weight (the coordinate still
 contributes :math:`|h_j - t_j|` to the distance). RotatE's phases are therefore
 never masked and not counted in the pruning budget; they stay dense (``R x d``
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from metasd_pyg.models.scoring import ENTITY_TABLES, RELATION_TABLES
+from metasd_pyg.models.adapters import adapter_of
 
 #: Names of the table groups.
 GROUPS: tuple[str, str] = ("entity", "relation")
@@ -66,18 +66,16 @@ def pruned_tables(model: nn.Module, weights: Mapping[str, Tensor] | None = None)
         model: A PyG KGE model (ComplEx, DistMult, RotatE or TransE).
         weights: Optional overriding parameters (name -> tensor); only their
             shapes are used.
-    """
-    from torch_geometric.nn.kge import RotatE
 
+    Raises:
+        ConfigError: Unsupported model class.
+    """
+    adapter = adapter_of(model)
     params: dict[str, Tensor] = dict(model.named_parameters())
     if weights is not None:
         params.update(weights)
-    entity = tuple(n for n in ENTITY_TABLES if n in params)
-    relation = tuple(n for n in RELATION_TABLES if n in params)
-    if isinstance(model, RotatE):
-        relation = ()
-    if not entity:
-        raise TypeError(f"{type(model).__name__} has no entity table {ENTITY_TABLES[0]!r}")
+    entity = adapter.entity_tables
+    relation = adapter.pruned_relation_tables
     shapes = {n: tuple(params[n].shape) for n in entity + relation}
     dims = {s[1] for s in shapes.values() if len(s) == 2}
     if len(dims) != 1 or any(len(s) != 2 for s in shapes.values()):

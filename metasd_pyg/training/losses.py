@@ -24,16 +24,14 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch_geometric.nn.kge import ComplEx, DistMult, KGEModel, RotatE, TransE
+from torch_geometric.nn.kge import KGEModel
 
 from metasd_pyg.errors import ConfigError
+from metasd_pyg.models.adapters import ADAPTERS, adapter_of
 from metasd_pyg.models.scoring import (
     Weights,
-    entity_matrix,
-    parameter,
     score_relations,
     score_tails,
-    tail_query,
 )
 
 #: Regularisers of :func:`regularizer`.
@@ -78,29 +76,17 @@ def tail_logits(
         twice_differentiable: For TransE/RotatE, compute distances by
             broadcasting (memory ``B x C x D``) instead of :func:`torch.cdist`,
             whose backward has no derivative: needed by the meta step's
-            second-order gradient. Bilinear models ignore it.
+            second-order gradient
+            (:meth:`~metasd_pyg.models.adapters.ModelAdapter.twice_differentiable_score`).
+            Bilinear models ignore it.
     """
-    if twice_differentiable and isinstance(model, TransE | RotatE):
-        return _broadcast_distance_logits(model, batch, weights, candidates)
-    return score_tails(model, batch[:, 0], batch[:, 1], weights=weights, candidates=candidates)
-
-
-def _broadcast_distance_logits(
-    model: KGEModel, batch: Tensor, weights: Weights | None, candidates: Tensor | None
-) -> Tensor:
-    """Same values as :func:`score_tails` for TransE / RotatE, without ``cdist``."""
-    query = tail_query(model, batch[:, 0], batch[:, 1], weights)
-    cand = entity_matrix(model, weights, candidates)
-    p = 2.0 if isinstance(model, RotatE) else float(model.p_norm)
-    diff = query[:, None, :] - cand[None, :, :]
-    if p == 1.0:
-        dist = diff.abs().sum(-1)
-    else:
-        # sqrt(x + tiny): finite second derivative at zero distance
-        dist = (diff.abs().pow(p).sum(-1) + 1e-12).pow(1.0 / p)
-    if isinstance(model, RotatE):
-        return model.margin - dist
-    return -dist
+    if not twice_differentiable:
+        return score_tails(model, batch[:, 0], batch[:, 1], weights=weights,
+                           candidates=candidates)
+    adapter = adapter_of(model)
+    query = adapter.tail_query(model, batch[:, 0], batch[:, 1], weights)
+    cand = adapter.entity_matrix(model, weights, candidates)
+    return adapter.twice_differentiable_score(model, query, cand)
 
 
 def entity_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
@@ -178,34 +164,6 @@ def relation_cross_entropy(
     return F.cross_entropy(logits, batch[:, 1])
 
 
-def _squared_moduli(
-    model: KGEModel, batch: Tensor, weights: Weights | None
-) -> tuple[Tensor, Tensor | None, Tensor]:
-    """Per-coordinate squared moduli of the head, relation and tail rows of ``batch``.
-
-    ComplEx / RotatE: ``re^2 + im^2`` per complex dimension (no square root:
-    finite gradients at exact zeros). DistMult / TransE: ``x^2``. The relation
-    entry is ``None`` for RotatE (unit-modulus rotations, nothing to penalise).
-    """
-    h, r, t = batch[:, 0], batch[:, 1], batch[:, 2]
-    ent = parameter(model, weights, "node_emb.weight")
-    e2 = ent * ent
-    if isinstance(model, ComplEx | RotatE):
-        ent_im = parameter(model, weights, "node_emb_im.weight")
-        h2 = e2[h] + (ent_im * ent_im)[h]
-        t2 = e2[t] + (ent_im * ent_im)[t]
-    else:
-        h2, t2 = e2[h], e2[t]
-    if isinstance(model, RotatE):
-        return h2, None, t2
-    rel = parameter(model, weights, "rel_emb.weight")[r]
-    r2 = rel * rel
-    if isinstance(model, ComplEx):
-        rel_im = parameter(model, weights, "rel_emb_im.weight")[r]
-        r2 = r2 + rel_im * rel_im
-    return h2, r2, t2
-
-
 def dura(model: KGEModel, batch: Tensor, weight: float, weights: Weights | None = None) -> Tensor:
     r"""DURA regulariser (Zhang, Cai, Zhang, Wang, NeurIPS 2020, https://arxiv.org/abs/2011.05816).
 
@@ -221,7 +179,7 @@ def dura(model: KGEModel, batch: Tensor, weight: float, weights: Weights | None 
 
     Squared moduli are computed as ``re^2 + im^2`` (never through a square
     root), so the gradient is finite, and zero, at pruned (exactly zero)
-    coordinates.
+    coordinates (:meth:`~metasd_pyg.models.adapters.ModelAdapter.squared_moduli`).
 
     Args:
         model: ComplEx or DistMult (DURA is defined for bilinear models).
@@ -229,12 +187,14 @@ def dura(model: KGEModel, batch: Tensor, weight: float, weights: Weights | None 
         weight: :math:`\lambda`.
         weights: Optional parameter overrides (the masked student).
     """
-    if not isinstance(model, ComplEx | DistMult):
+    adapter = adapter_of(model)
+    if not adapter.supports_dura:
+        dura_models = "/".join(a.name for a in ADAPTERS if a.supports_dura)
         raise ConfigError(
-            f"regulariser 'dura' applies to complex/distmult, not {type(model).__name__}; "
+            f"regulariser 'dura' applies to {dura_models}, not {type(model).__name__}; "
             "use regularizer='n3' or 'none'"
         )
-    h2, r2, t2 = _squared_moduli(model, batch, weights)
+    h2, r2, t2 = adapter.squared_moduli(model, batch, weights)
     assert r2 is not None
     norm = 0.5 * (h2 + t2).sum() + 1.5 * (r2 * (h2 + t2)).sum()
     return weight * norm / batch.size(0)
@@ -258,7 +218,7 @@ def n3(model: KGEModel, batch: Tensor, weight: float, weights: Weights | None = 
         weight: :math:`\lambda`.
         weights: Optional parameter overrides (the masked student).
     """
-    h2, r2, t2 = _squared_moduli(model, batch, weights)
+    h2, r2, t2 = adapter_of(model).squared_moduli(model, batch, weights)
     total = h2.pow(1.5).sum() + t2.pow(1.5).sum()
     if r2 is not None:
         total = total + r2.pow(1.5).sum()

@@ -28,9 +28,8 @@ from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.nn.kge import ComplEx, DistMult
 
-from metasd_pyg.models.scoring import ENTITY_TABLES
+from metasd_pyg.models.adapters import adapter_of
 from metasd_pyg.pruning import apply_masks
 
 
@@ -52,17 +51,22 @@ def student_weights(
 def active_units(model: nn.Module, masks: Mapping[str, Tensor]) -> Tensor | None:
     """Sorted indices of the columns kept by at least one entity row (bilinear models).
 
-    Returns ``None`` when compaction does not apply (distance models) or would
-    not drop any column.
+    Returns ``None`` when compaction does not apply (distance models: the
+    adapter's :attr:`~metasd_pyg.models.adapters.ModelAdapter.bilinear` is
+    false) or would not drop any column.
 
     Args:
         model: The PyG KGE model the masks belong to.
         masks: Parameter name -> bool mask (``True`` = kept), as from
             :class:`~metasd_pyg.pruning.Pruner`.
+
+    Raises:
+        ConfigError: Unsupported model class.
     """
-    if not isinstance(model, ComplEx | DistMult):
+    adapter = adapter_of(model)
+    if not adapter.bilinear:
         return None
-    entity = [masks[n] for n in ENTITY_TABLES if n in masks]
+    entity = [masks[n] for n in adapter.entity_tables if n in masks]
     if not entity:
         return None
     used = torch.stack([m.any(dim=0) for m in entity]).any(dim=0)
