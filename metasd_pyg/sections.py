@@ -121,7 +121,7 @@ class Section:
     @classmethod
     def options(cls) -> tuple[OptionInfo, ...]:
         """Every option of the section, in field order."""
-        return _options(cls)
+        return _options(cls)  # type: ignore[arg-type]  # classes are hashable
 
     @classmethod
     def keys(cls) -> tuple[str, ...]:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import math
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 from metasd_pyg.pruning.importance import DEFAULT_IMPORTANCE, Importance
 from metasd_pyg.sections import Section, check, option
@@ -65,7 +66,7 @@ class PruningConfig(Section):
     """
 
     #: Runs saved before the cap existed ran uncapped.
-    ADDED_LATER = {"k_max_factor": None}
+    ADDED_LATER: ClassVar[Mapping[str, Any]] = {"k_max_factor": None}
 
     strategy: Strategy = "degree"
     sparsity: float = 0.9

@@ -4,8 +4,9 @@ A run of MetaSD (Li et al., Findings of EMNLP 2022,
 https://aclanthology.org/2022.findings-emnlp.149/) is described by
 :class:`RunOptions` (the application layer's section: what to train on, where
 to write, what to produce) and the training configuration tree
-:class:`~metasd_pyg.training.config.MetaSDConfig` (one section per part). :class:`RunConfig` holds both and resolves them in
-this order, later sources overriding earlier ones:
+:class:`~metasd_pyg.training.config.MetaSDConfig` (one section per part).
+:class:`RunConfig` holds both and resolves them in this order, later sources
+overriding earlier ones:
 
 1. the trainer's defaults;
 2. the quick-start profile of the built-in ``synthetic`` dataset

@@ -42,7 +42,6 @@ import pandas as pd
 import torch
 
 from metasd_pyg.data.graph import KnowledgeGraph
-from metasd_pyg.errors import ConfigError
 from metasd_pyg.evaluation import EvaluationResult, build_result
 from metasd_pyg.export.artifact import encode_student, export_student
 from metasd_pyg.export.names import pack_names

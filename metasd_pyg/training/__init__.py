@@ -46,7 +46,8 @@ from metasd_pyg.training.optim import OPTIMIZERS, OptimConfig, make_optimizer
 from metasd_pyg.training.recipes import Built, OneShot, PruneOnce, compose, same_nnz_dim
 from metasd_pyg.training.result import TrainResult
 from metasd_pyg.training.runtime import RuntimeConfig, resolve_device
-from metasd_pyg.training.trainer import Trainer, TrainerConfig
+from metasd_pyg.training.trainer import Trainer
+from metasd_pyg.training.trainer_config import TrainerConfig
 
 __all__ = [
     "META_PATHS",

@@ -40,7 +40,7 @@ from metasd_pyg.training.dynamic import MaskComputer, Schedule
 from metasd_pyg.training.meta import MetaStep
 from metasd_pyg.training.recipes import Built, Run, compose
 from metasd_pyg.training.result import TrainResult
-from metasd_pyg.training.trainer import Evaluator
+from metasd_pyg.training.selection import Evaluator
 
 
 def MetaSD(

@@ -11,16 +11,21 @@ consistent. Old tensor files are removed after the JSON points elsewhere.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from metasd_pyg.errors import RunFolderError
+
+if TYPE_CHECKING:
+    from metasd_pyg.training.trainer import Trainer
 
 #: Name of the JSON commit file inside a checkpoint folder.
 CHECKPOINT_JSON = "checkpoint.json"
@@ -137,6 +142,66 @@ class TrainingState:
     def epoch(self) -> int:
         """Finished epochs."""
         return int(self.progress["epoch"])
+
+    @classmethod
+    def of(cls, trainer: Trainer) -> TrainingState:
+        """The full training state of ``trainer``.
+
+        Args:
+            trainer: The trainer.
+        """
+        from metasd_pyg.training.optim import optimizer_state
+
+        sel = trainer.selection
+        return cls(
+            model={n: p.detach() for n, p in trainer.model.named_parameters()},
+            masks=dict(trainer.masks or {}), best=sel.best_state,
+            optimizer=optimizer_state(trainer.optimizer),
+            generator=trainer.generator.get_state(),
+            parts={p.name: p.state_dict() for p in trainer.parts},
+            progress={"epoch": trainer.epoch, "global_step": trainer.global_step,
+                      "history": trainer.history,
+                      "best_metric": sel.best_metric if math.isfinite(sel.best_metric)
+                      else None,
+                      "best_epoch": sel.best_epoch, "bad_evals": sel.bad_evals,
+                      "extra": {k: (v.to_dict() if hasattr(v, "to_dict") else v)
+                                for k, v in trainer.extra.items()}},
+            config=trainer.config.to_dict())
+
+    def restore(self, trainer: Trainer, *, where: str) -> None:
+        """Put this state into ``trainer`` (after :func:`check_resume` of its configuration).
+
+        Args:
+            trainer: A trainer built like the one that wrote the state.
+            where: Names the checkpoint in error messages.
+        """
+        from metasd_pyg.training.config import resumable_keys
+        from metasd_pyg.training.optim import load_optimizer_state
+
+        check_resume(self.config, trainer.config.to_dict(), resumable_keys(), where)
+        dev = trainer.device
+        with torch.no_grad():
+            for n, p in trainer.model.named_parameters():
+                p.copy_(self.model[n].to(p.device))
+        if self.masks:
+            trainer.masks = {k: v.to(dev) for k, v in self.masks.items()}
+        if self.best is not None:
+            trainer.selection.best_state = {k: v.to(dev) for k, v in self.best.items()}
+        load_optimizer_state(trainer.optimizer,
+                             {k: v.to(dev) for k, v in self.optimizer[0].items()},
+                             self.optimizer[1])
+        trainer.generator.set_state(self.generator)
+        for part in trainer.parts:
+            part.on_fit_start(trainer)  # builds optimisers before their state is restored
+            tensors, json_state = self.parts.get(part.name, ({}, {}))
+            part.load_state_dict({k: v.to(dev) for k, v in tensors.items()}, json_state)
+        p = self.progress
+        trainer.epoch, trainer.global_step = int(p["epoch"]), int(p["global_step"])
+        trainer.history = list(p["history"])
+        sel = trainer.selection
+        sel.best_metric = p["best_metric"] if p["best_metric"] is not None else -math.inf
+        sel.best_epoch, sel.bad_evals = int(p["best_epoch"]), int(p["bad_evals"])
+        trainer.extra = dict(p["extra"])
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write the state atomically (:func:`save_checkpoint`); returns the JSON path.

@@ -7,21 +7,21 @@ https://aclanthology.org/2022.findings-emnlp.149/.
 :class:`MetaSDConfig` holds the sections; each is defined, with its value
 sets, defaults, help texts and validation, beside the part that uses it:
 
-======== ============================================== ===================================
-field    section                                        part
-======== ============================================== ===================================
-model    :class:`~metasd_pyg.models.config.ModelConfig`  the PyG model (``build``)
-recipe   :class:`~metasd_pyg.training.modes.RecipeConfig` the mode's composition of parts
-trainer  :class:`~metasd_pyg.training.trainer.TrainerConfig` the step loop
-optim    :class:`~metasd_pyg.training.optim.OptimConfig`  the main optimiser
-loss     :class:`~metasd_pyg.training.objective.LossConfig` the objective
-distill  :class:`~metasd_pyg.training.objective.DistillConfig` the mutual objective
-pruning  :class:`~metasd_pyg.pruning.config.PruningConfig` the :class:`~metasd_pyg.pruning.Pruner`
-schedule :class:`~metasd_pyg.pruning.config.ScheduleConfig` the :class:`~metasd_pyg.pruning.PruningSchedule`
-meta     :class:`~metasd_pyg.training.meta.MetaConfig`   the :class:`~metasd_pyg.training.meta.MetaStep`
-eval     :class:`~metasd_pyg.evaluation.config.EvalConfig` validation during training
-runtime  :class:`~metasd_pyg.training.runtime.RuntimeConfig` device, threads, progress
-======== ============================================== ===================================
+* ``model``: :class:`~metasd_pyg.models.config.ModelConfig`, the PyG model;
+* ``recipe``: :class:`~metasd_pyg.training.modes.RecipeConfig`, the mode's
+  composition of parts (:mod:`metasd_pyg.training.recipes`);
+* ``trainer``: :class:`~metasd_pyg.training.trainer_config.TrainerConfig`, the step loop;
+* ``optim``: :class:`~metasd_pyg.training.optim.OptimConfig`, the main optimiser;
+* ``loss`` and ``distill``: :class:`~metasd_pyg.training.objective.LossConfig` and
+  :class:`~metasd_pyg.training.objective.DistillConfig`, the objective;
+* ``pruning`` and ``schedule``: :class:`~metasd_pyg.pruning.config.PruningConfig`
+  (the :class:`~metasd_pyg.pruning.Pruner`) and
+  :class:`~metasd_pyg.pruning.config.ScheduleConfig` (the
+  :class:`~metasd_pyg.pruning.PruningSchedule`);
+* ``meta``: :class:`~metasd_pyg.training.meta.MetaConfig`, the
+  :class:`~metasd_pyg.training.meta.MetaStep`;
+* ``eval``: :class:`~metasd_pyg.evaluation.config.EvalConfig`, validation during training;
+* ``runtime``: :class:`~metasd_pyg.training.runtime.RuntimeConfig`, device, threads, progress.
 
 In flat form (flags, configuration files, a run's ``config.json``) every
 option has one key (``--meta-every`` is ``MetaConfig.every``); the keys are
@@ -51,9 +51,9 @@ from metasd_pyg.training.modes import MODES, RecipeConfig, has_student, runs_met
 from metasd_pyg.training.objective import DistillConfig, LossConfig
 from metasd_pyg.training.optim import OptimConfig
 from metasd_pyg.training.runtime import RuntimeConfig
-from metasd_pyg.training.trainer import TrainerConfig
+from metasd_pyg.training.trainer_config import TrainerConfig
 
-__all__ = ["MODES", "MetaSDConfig", "PAPER_FB15K237", "resumable_keys", "saved_config_values"]
+__all__ = ["MODES", "PAPER_FB15K237", "MetaSDConfig", "resumable_keys", "saved_config_values"]
 
 
 @dataclass(frozen=True)
@@ -140,8 +140,9 @@ class MetaSDConfig:
             close = difflib.get_close_matches(unknown[0], keys, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"unknown config option(s): {', '.join(unknown)}{hint}")
-        return cls(**{name: sec.from_flat(data)
-                      for name, sec in cls.section_types().items()})
+        sections: dict[str, Any] = {name: sec.from_flat(data)
+                                    for name, sec in cls.section_types().items()}
+        return cls(**sections)
 
     @classmethod
     def flat(cls, **values: Any) -> MetaSDConfig:

@@ -261,15 +261,18 @@ def kl_divergence(p_logits: Tensor, q_logits: Tensor, temperature: float = 1.0) 
 
 @dataclass(frozen=True)
 class KLWeights:
-    r"""Weights of the two-way temperature KL, :math:`w_f\,\mathrm{KL}(p_a\|p_b) + w_r\,\mathrm{KL}(p_b\|p_a)`.
+    r"""Weights of the two-way temperature KL of :func:`distillation_loss`.
 
+    :math:`w_f\,\mathrm{KL}(p_a\|p_b) + w_r\,\mathrm{KL}(p_b\|p_a)`, where
     ``a`` is the model being trained in the mutual step (``b`` the other
     model's detached logits) and the teacher in the meta step's virtual step
     (``b`` the student). The official code's values are 3 and 1.
 
     Args:
-        forward: :math:`w_f`, weight of :math:`\mathrm{KL}(p_a\|p_b)` (flag ``--distill-weight-ts``).
-        reverse: :math:`w_r`, weight of :math:`\mathrm{KL}(p_b\|p_a)` (flag ``--distill-weight-st``).
+        forward: :math:`w_f`, weight of :math:`\mathrm{KL}(p_a\|p_b)`
+            (flag ``--distill-weight-ts``).
+        reverse: :math:`w_r`, weight of :math:`\mathrm{KL}(p_b\|p_a)`
+            (flag ``--distill-weight-st``).
     """
 
     forward: float = 3.0

@@ -29,8 +29,9 @@ Each objective is built from its own sections (:class:`LossConfig`,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
@@ -116,7 +117,7 @@ class DistillConfig(Section):
     """
 
     #: Runs saved before the warm-up existed ran without one.
-    ADDED_LATER = {"teacher_distill_warmup_epochs": 0.0}
+    ADDED_LATER: ClassVar[Mapping[str, Any]] = {"teacher_distill_warmup_epochs": 0.0}
 
     temperature: float = 3.0
     distill_weight_ts: float = 3.0

@@ -77,7 +77,7 @@ def make_optimizer(name: str, params: Iterable[Tensor], lr: float) -> torch.opti
         raise ConfigError(f"learning rate must be > 0, got {lr}")
     klass = _CLASSES.get(name.lower())
     if klass is not None:
-        return klass(params, lr=lr)
+        return klass(params, lr=lr)  # type: ignore[call-arg]  # Adagrad and Adam take lr
     raise ConfigError(f"unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZERS)}")
 
 

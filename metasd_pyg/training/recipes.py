@@ -45,7 +45,9 @@ from metasd_pyg.training.dynamic import DynamicPruning, MaskComputer, Schedule
 from metasd_pyg.training.meta import MetaStep
 from metasd_pyg.training.objective import DenseObjective, MaskedObjective, MutualObjective
 from metasd_pyg.training.result import TrainResult
-from metasd_pyg.training.trainer import Evaluator, Trainer
+from metasd_pyg.training.selection import Evaluator
+from metasd_pyg.training.stream import steps_per_epoch
+from metasd_pyg.training.trainer import Trainer
 
 
 def same_nnz_dim(dim: int, sparsity: float) -> int:
@@ -162,10 +164,8 @@ def metasd(graph: KnowledgeGraph, config: MetaSDConfig, built: Built) -> Run:
     pruner = _pruner(config, built)
     schedule = built.schedule
     if schedule is None:
-        # steps per epoch of the stream the trainer will draw (train minus the quiz slice)
-        n = graph.train.size(0)
-        held = 0 if meta is None else meta.held_out(graph.train, config.trainer.seed).numel()
-        steps = max(1, math.ceil(2 * (n - held) / config.trainer.batch_size))
+        steps = steps_per_epoch(graph, [] if meta is None else [meta], config.trainer.seed,
+                                config.trainer.batch_size)
         sparsity = float(getattr(pruner, "sparsity", config.pruning.sparsity))
         schedule = PruningSchedule.from_config(config.schedule, sparsity, steps_per_epoch=steps)
     pruning = DynamicPruning(pruner, schedule, graph.stats.degree)
@@ -210,7 +210,7 @@ class PruneOnce(Callback):
         valid = trainer.evaluate("valid", True)
         trainer.extra["oneshot_valid"] = valid
         trainer.extra["oneshot_test"] = trainer.evaluate("test", True)
-        trainer.consider(float(valid.summary["mrr"]))
+        trainer.selection.consider(trainer, float(valid.summary["mrr"]))
 
 
 class OneShot:

@@ -23,13 +23,9 @@ atomically and resumes exactly.
 
 from __future__ import annotations
 
-import dataclasses
-import logging
-import math
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,67 +38,20 @@ from metasd_pyg.data.graph import KnowledgeGraph
 from metasd_pyg.errors import ConfigError
 from metasd_pyg.models.config import ModelConfig
 from metasd_pyg.pruning import mask_density
-from metasd_pyg.sections import Section, check, option
 from metasd_pyg.training.callbacks import Callback, StepContext
-from metasd_pyg.training.checkpoint import TrainingState, check_resume, has_checkpoint
-from metasd_pyg.training.losses import reciprocal_triples
+from metasd_pyg.training.checkpoint import TrainingState, has_checkpoint
 from metasd_pyg.training.objective import Objective
-from metasd_pyg.training.optim import OptimConfig, load_optimizer_state, optimizer_state
+from metasd_pyg.training.optim import OptimConfig
 from metasd_pyg.training.result import TrainResult, as_result
 from metasd_pyg.training.runtime import resolve_device
-from metasd_pyg.training.views import active_units, compact_view, student_weights
+from metasd_pyg.training.selection import Evaluator, Selection, restore
+from metasd_pyg.training.stream import split_stream
+from metasd_pyg.training.views import active_units, student_weights
 
 if TYPE_CHECKING:
     from metasd_pyg.training.config import MetaSDConfig
 
-__all__ = ["Evaluator", "TrainResult", "Trainer", "TrainerConfig", "resolve_device"]
-
-log = logging.getLogger(__name__)
-
-#: ``evaluate(model, graph, split, *, weights=..., max_queries=..., ...)`` -> result
-#: with ``.summary`` (see :func:`metasd_pyg.evaluation.evaluate`).
-Evaluator = Callable[..., Any]
-
-
-@dataclass(frozen=True)
-class TrainerConfig(Section):
-    """The step loop: how long, how big, when to stop, how to checkpoint.
-
-    Args:
-        epochs: Training epochs (of the teacher phase for mode=oneshot).
-        batch_size: Rows of the reciprocal training stream per step.
-        patience: Early stopping after this many validations without a better
-            valid MRR (the student's, else the model's; None = never stop early).
-        checkpoint_every: Write a checkpoint every this many epochs (with a checkpoint dir).
-        seed: Seed of the model initialisation, shuffling, sampling and masks.
-        compact_student: Score the student on the columns some entity row keeps
-            only (metasd_pyg.training.views.compact_view): the same logits,
-            cheaper matrix products when the masks leave whole columns empty
-            (aligned, or nested with k_max). ComplEx and DistMult only; False
-            scores on the full masked tables.
-    """
-
-    epochs: int = option(100, resumable=True)
-    batch_size: int = 1000
-    patience: int | None = option(None, resumable=True)
-    checkpoint_every: int = 1
-    seed: int = 0
-    compact_student: bool = True
-
-    def validate(self) -> None:
-        check(self.epochs >= 0, f"epochs={self.epochs}: must be >= 0")
-        check(self.batch_size >= 1, f"batch_size={self.batch_size}: must be >= 1")
-        check(self.patience is None or self.patience >= 1,
-              f"patience={self.patience}: must be >= 1 or None")
-        check(self.checkpoint_every >= 1,
-              f"checkpoint_every={self.checkpoint_every}: must be >= 1")
-
-
-def _default_evaluator() -> Evaluator:
-    from metasd_pyg.evaluation import evaluate
-
-    return evaluate
-
+__all__ = ["Trainer"]
 
 class Trainer:
     r"""Train a PyG KGE model with built parts; select on valid MRR; checkpoint and resume.
@@ -166,23 +115,24 @@ class Trainer:
         if base.runtime.threads is not None:
             torch.set_num_threads(base.runtime.threads)
         self.model = model.to(self.device)
-        self.evaluator = evaluator
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.phase = phase
         self.end_epoch = base.trainer.epochs if epochs is None else epochs
         # Random state of everything the run samples (shuffling, quiz, negatives).
         self.generator = torch.Generator().manual_seed(base.trainer.seed)
-        self._split_stream()
+        split = split_stream(graph, self.parts, base.trainer.seed, self.device)
+        #: ``[N, 3]`` reciprocal training stream, held-out quiz slice and its train indices.
+        self.stream, self.quiz_triples, self.quiz_index = split.stream, split.quiz, split.quiz_index
+        #: Batches per epoch.
+        self.steps_per_epoch = split.steps(base.trainer.batch_size)
         self._masks: dict[str, Tensor] | None = None
         self.units: Tensor | None = None
         # Progress of the run (all checkpointed).
         self.epoch = 0
         self.global_step = 0
         self.history: list[dict[str, Any]] = []
-        self.best_metric = -math.inf
-        self.best_epoch = 0
-        self._best_state: dict[str, Tensor] | None = None
-        self._bad_evals = 0
+        #: Validation and the best epoch so far.
+        self.selection = Selection(base.eval, evaluator)
         self.extra: dict[str, Any] = {}
         self._stop = False
         self._resumed = False
@@ -214,27 +164,6 @@ class Trainer:
     def pruner(self) -> Any:
         """The pruner of the dynamic-pruning part (``None`` without one)."""
         return None if self.pruning is None else self.pruning.pruner
-
-    # ---------------------------------------------------------------- data
-    def _split_stream(self) -> None:
-        """Training stream and held-out slices of the parts (the quiz; reciprocal form)."""
-        train = self.graph.train
-        held = [h for h in (p.held_out(train, self.config.trainer.seed) for p in self.parts)
-                if h is not None]
-        if held:
-            self.quiz_index = torch.cat(held).unique()
-            keep = torch.ones(train.size(0), dtype=torch.bool)
-            keep[self.quiz_index] = False
-            quiz, stream = train[self.quiz_index], train[keep.nonzero().flatten()]
-        else:
-            self.quiz_index = torch.empty(0, dtype=torch.long)
-            quiz, stream = train[:0], train
-        R = self.graph.num_relations
-        self.stream = reciprocal_triples(stream, R).to(self.device)
-        self.quiz_triples = reciprocal_triples(quiz, R).to(self.device)
-        #: Batches per epoch.
-        self.steps_per_epoch = max(1, math.ceil(self.stream.size(0)
-                                                / self.config.trainer.batch_size))
 
     @property
     def masks(self) -> dict[str, Tensor] | None:
@@ -309,64 +238,14 @@ class Trainer:
 
     # ---------------------------------------------------------- evaluation
     def evaluate(self, split: str, student: bool, max_queries: int | None = None) -> Any:
-        """Evaluate the teacher (or the student, with ``student=True``) on ``split``.
+        """Evaluate the teacher (or the masked student) on ``split`` (:class:`Selection`).
 
         Args:
             split: ``"valid"`` or ``"test"``.
             student: Score the masked student (needs masks).
             max_queries: A fixed seeded subset of queries (``None`` = all).
         """
-        evaluator = self.evaluator or _default_evaluator()
-        weights = self.student_weights() if student else None
-        if weights is not None and self.masks is not None:
-            weights = compact_view(weights, self.masks, self.units)
-        with torch.no_grad():
-            return evaluator(self.model, self.graph, split, weights=weights, reciprocal=True,
-                             batch_size=self.config.eval.batch_size, max_queries=max_queries,
-                             progress=False)
-
-    def _validate(self, logs: dict[str, Any]) -> float:
-        """Validate, record metrics in ``logs``, return the selection metric."""
-        cap = self.config.eval.max_queries
-        teacher = self.evaluate("valid", False, cap)
-        logs["teacher_valid_mrr"] = float(teacher.summary["mrr"])
-        summary = (self.evaluate("valid", True, cap).summary if self.objective.uses_student
-                   else teacher.summary)
-        for key in ("mrr", "hits@1", "hits@3", "hits@10"):
-            logs[f"valid_{key}"] = float(summary[key])
-        return float(summary["mrr"])
-
-    def consider(self, metric: float) -> bool:
-        """Record a validation metric; keep a snapshot if it is the best so far.
-
-        Args:
-            metric: The selection metric of the current epoch.
-
-        Returns:
-            Whether it is a new best.
-        """
-        if metric > self.best_metric:
-            self.best_metric = metric
-            self.best_epoch = self.epoch
-            self._best_state = self._snapshot()
-            self._bad_evals = 0
-            return True
-        self._bad_evals += 1
-        return False
-
-    # --------------------------------------------------------- model state
-    def _snapshot(self) -> dict[str, Tensor]:
-        state = {f"model/{n}": p.detach().clone() for n, p in self.model.named_parameters()}
-        if self.masks is not None:
-            state.update({f"mask/{n}": m.clone() for n, m in self.masks.items()})
-        return state
-
-    def _restore(self, state: dict[str, Tensor]) -> None:
-        with torch.no_grad():
-            for n, p in self.model.named_parameters():
-                p.copy_(state[f"model/{n}"].to(p.device))
-        masks = {k[5:]: v.to(self.device) for k, v in state.items() if k.startswith("mask/")}
-        self.masks = masks or self.masks
+        return self.selection.evaluate(self, split, student, max_queries)
 
     def carry_over(self, previous: Trainer) -> None:
         """Continue the epochs, history, results and random state of ``previous``
@@ -380,27 +259,11 @@ class Trainer:
         self.generator.set_state(previous.generator.get_state())
 
     # ------------------------------------------------------------ checkpoints
-    def state(self) -> TrainingState:
-        """The full training state (what :meth:`save_checkpoint` writes)."""
-        return TrainingState(
-            model={n: p.detach() for n, p in self.model.named_parameters()},
-            masks=dict(self.masks or {}), best=self._best_state,
-            optimizer=optimizer_state(self.optimizer), generator=self.generator.get_state(),
-            parts={p.name: p.state_dict() for p in self.parts},
-            progress={"epoch": self.epoch, "global_step": self.global_step,
-                      "history": self.history,
-                      "best_metric": self.best_metric if math.isfinite(self.best_metric)
-                      else None,
-                      "best_epoch": self.best_epoch, "bad_evals": self._bad_evals,
-                      "extra": {k: (v.to_dict() if hasattr(v, "to_dict") else v)
-                                for k, v in self.extra.items()}},
-            config=self.config.to_dict())
-
     def save_checkpoint(self) -> Path | None:
         """Write the full training state to ``checkpoint_dir`` (atomic); ``None`` without one."""
         if self.checkpoint_dir is None:
             return None
-        path = self.state().save(self.checkpoint_dir)
+        path = TrainingState.of(self).save(self.checkpoint_dir)
         for part in self.parts:
             part.on_checkpoint(self, str(path))
         return path
@@ -415,31 +278,10 @@ class Trainer:
             ConfigError: The checkpoint was written with options that would
                 change this run's trajectory (:func:`~metasd_pyg.training.checkpoint.check_resume`).
         """
-        from metasd_pyg.training.config import resumable_keys
-
         folder = Path(directory) if directory is not None else self.checkpoint_dir
         if folder is None:
             raise ConfigError("no checkpoint directory given")
-        st = TrainingState.read(folder)
-        check_resume(st.config, self.config.to_dict(), resumable_keys(), f"checkpoint in {folder}")
-        dev = self.device
-        self._restore({**{f"model/{k}": v.to(dev) for k, v in st.model.items()},
-                       **{f"mask/{k}": v.to(dev) for k, v in st.masks.items()}})
-        if st.best is not None:
-            self._best_state = {k: v.to(dev) for k, v in st.best.items()}
-        load_optimizer_state(self.optimizer, {k: v.to(dev) for k, v in st.optimizer[0].items()},
-                             st.optimizer[1])
-        self.generator.set_state(st.generator)
-        for part in self.parts:
-            part.on_fit_start(self)  # builds optimisers before their state is restored
-            tensors, json_state = st.parts.get(part.name, ({}, {}))
-            part.load_state_dict({k: v.to(dev) for k, v in tensors.items()}, json_state)
-        p = st.progress
-        self.epoch, self.global_step = int(p["epoch"]), int(p["global_step"])
-        self.history = list(p["history"])
-        self.best_metric = p["best_metric"] if p["best_metric"] is not None else -math.inf
-        self.best_epoch, self._bad_evals = int(p["best_epoch"]), int(p["bad_evals"])
-        self.extra = dict(p["extra"])
+        TrainingState.read(folder).restore(self, where=f"checkpoint in {folder}")
         self._resumed = True
 
     # ------------------------------------------------------------------ fit
@@ -479,13 +321,13 @@ class Trainer:
                 if last:
                     post["valid_mrr"] = f"{last[-1]['valid_mrr']:.4f}"
                 bar.set_postfix(post)
-                if patience is not None and self._bad_evals >= patience:
+                if patience is not None and self.selection.bad_evals >= patience:
                     stopped_early = True
                     break
         finally:
             bar.close()
-        if self._best_state is not None:
-            self._restore(self._best_state)
+        if self.selection.best_state is not None:
+            restore(self, self.selection.best_state)
         for part in self.parts:
             part.on_fit_end(self)
         extra = dict(self.extra)
@@ -494,8 +336,8 @@ class Trainer:
         student = self.objective.uses_student
         return TrainResult(
             history=self.history,
-            best_epoch=self.best_epoch,
-            best_valid_mrr=self.best_metric,
+            best_epoch=self.selection.best_epoch,
+            best_valid_mrr=self.selection.best_metric,
             teacher_valid=teacher_valid or self.evaluate("valid", False),
             teacher_test=teacher_test or self.evaluate("test", False),
             student_valid=self.evaluate("valid", True) if student else None,
@@ -529,7 +371,7 @@ class Trainer:
         if self.masks is not None:
             logs["sparsity"] = 1.0 - mask_density(self.masks)
         if self.epoch % cfg.eval.every == 0 or self.epoch == self.end_epoch:
-            self.consider(self._validate(logs))
+            self.selection.consider(self, self.selection.validate(self, logs))
             for part in self.parts:
                 part.on_evaluate(self, self.epoch, {k: v for k, v in logs.items()
                                                     if k.startswith(("valid_", "teacher_valid"))})
@@ -546,12 +388,3 @@ class Trainer:
         """Ask the trainer to stop after the current epoch (for callbacks)."""
         self._stop = True
 
-
-def replace_epochs(config: MetaSDConfig, epochs: int) -> MetaSDConfig:
-    """``config`` with ``trainer.epochs`` set (helper for composed phases).
-
-    Args:
-        config: A run configuration.
-        epochs: The new epoch count.
-    """
-    return dataclasses.replace(config, trainer=config.trainer.replace(epochs=epochs))

@@ -1,0 +1,41 @@
+"""The trainer's own section: the step loop (how long, how big, when to stop, checkpoints)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from metasd_pyg.sections import Section, check, option
+
+
+@dataclass(frozen=True)
+class TrainerConfig(Section):
+    """The step loop: how long, how big, when to stop, how to checkpoint.
+
+    Args:
+        epochs: Training epochs (of the teacher phase for mode=oneshot).
+        batch_size: Rows of the reciprocal training stream per step.
+        patience: Early stopping after this many validations without a better
+            valid MRR (the student's, else the model's; None = never stop early).
+        checkpoint_every: Write a checkpoint every this many epochs (with a checkpoint dir).
+        seed: Seed of the model initialisation, shuffling, sampling and masks.
+        compact_student: Score the student on the columns some entity row keeps
+            only (metasd_pyg.training.views.compact_view): the same logits,
+            cheaper matrix products when the masks leave whole columns empty
+            (aligned, or nested with k_max). ComplEx and DistMult only; False
+            scores on the full masked tables.
+    """
+
+    epochs: int = option(100, resumable=True)
+    batch_size: int = 1000
+    patience: int | None = option(None, resumable=True)
+    checkpoint_every: int = 1
+    seed: int = 0
+    compact_student: bool = True
+
+    def validate(self) -> None:
+        check(self.epochs >= 0, f"epochs={self.epochs}: must be >= 0")
+        check(self.batch_size >= 1, f"batch_size={self.batch_size}: must be >= 1")
+        check(self.patience is None or self.patience >= 1,
+              f"patience={self.patience}: must be >= 1 or None")
+        check(self.checkpoint_every >= 1,
+              f"checkpoint_every={self.checkpoint_every}: must be >= 1")
