@@ -31,7 +31,7 @@ import torch
 
 from metasd_pyg.data import load_dataset
 from metasd_pyg.evaluation import evaluate
-from metasd_pyg.training import MetaSDConfig, Trainer
+from metasd_pyg.training import Built, MetaSDConfig, compose
 
 #: Shared settings of the CPU protocol (rank 100, 90% sparsity).
 PROTOCOL: dict[str, Any] = dict(
@@ -289,9 +289,9 @@ def main() -> None:
                 if args.epochs is not None:
                     opts["epochs"] = args.epochs
                 opts["epochs"] *= opts.pop("epochs_factor", 1)
-                cfg = MetaSDConfig(**opts)
+                cfg = MetaSDConfig.flat(**opts)
                 t0 = time.perf_counter()
-                res = Trainer(None, graph, cfg, evaluator=_evaluator(args.buckets)).fit()
+                res = compose(graph, cfg, Built(evaluator=_evaluator(args.buckets))).fit()
                 wall = time.perf_counter() - t0
                 _append(runs_csv, [_row(ds, method, seed, res, wall)])
                 _append(out.with_name(out.name + "_buckets.csv"),

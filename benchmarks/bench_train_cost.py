@@ -29,20 +29,20 @@ from pathlib import Path
 import torch
 
 from metasd_pyg.data import load_dataset
-from metasd_pyg.training import MetaSDConfig, Trainer
+from metasd_pyg.training import DynamicPruning, MetaSDConfig, Trainer, compose
 
 
 def _methods(args: argparse.Namespace) -> dict[str, MetaSDConfig]:
     """Teacher, then per ``--variant`` the mutual step alone and MetaSD per ``--meta-every``."""
     base = dict(model="complex", dim=args.dim, batch_size=args.batch_size, epochs=1,
                 progress=False, seed=0, device="cpu", sparsity=0.9, threads=args.threads)
-    out = {"teacher": MetaSDConfig(mode="teacher", **base)}  # type: ignore[arg-type]
+    out = {"teacher": MetaSDConfig.flat(mode="teacher", **base)}
     for variant in args.variant:
         opts = dict(VARIANTS[variant], **base)
-        out[f"{variant}: mutual (no meta)"] = MetaSDConfig(  # type: ignore[arg-type]
+        out[f"{variant}: mutual (no meta)"] = MetaSDConfig.flat(
             mode="metasd", meta=False, **opts)
         for k in args.meta_every:
-            out[f"{variant}: metasd meta_every={k}"] = MetaSDConfig(  # type: ignore[arg-type]
+            out[f"{variant}: metasd meta_every={k}"] = MetaSDConfig.flat(
                 mode="metasd", meta=True, meta_every=k, **opts)
     return out
 
@@ -78,9 +78,10 @@ def main() -> None:
     torch.set_flush_denormal(True)
 
     graph = load_dataset(args.dataset, root=args.root, progress=False)
-    trainers = {}
+    trainers: dict[str, Trainer] = {}
     for name, cfg in _methods(args).items():
-        tr = Trainer(None, graph, cfg)
+        tr = compose(graph, cfg)
+        assert isinstance(tr, Trainer)
         tr.start()
         trainers[name] = tr
     # The same batches for every method (the first rows of one shuffled stream).
@@ -88,9 +89,10 @@ def main() -> None:
     times: dict[str, list[float]] = {n: [] for n in trainers}
     mask_time: dict[str, float] = {}
     for name, tr in trainers.items():
-        if tr.pruning is not None:
+        pruning = tr.part(DynamicPruning)
+        if pruning is not None:
             t0 = time.perf_counter()
-            tr.pruning.recompute(tr, 0, 0)
+            pruning.recompute(tr, 0, 0)
             mask_time[name] = time.perf_counter() - t0
     cursor = {n: 0 for n in trainers}
 

@@ -207,10 +207,11 @@ class PruneOnce(Callback):
                                         sparsity=self.sparsity)
         trainer.masks = {k: v.to(device=trainer.device, dtype=torch.bool)
                          for k, v in masks.items()}
-        valid = trainer.evaluate("valid", True)
+        sel = trainer.selection
+        valid = sel.evaluate(trainer, "valid", True)
         trainer.extra["oneshot_valid"] = valid
-        trainer.extra["oneshot_test"] = trainer.evaluate("test", True)
-        trainer.selection.consider(trainer, float(valid.summary["mrr"]))
+        trainer.extra["oneshot_test"] = sel.evaluate(trainer, "test", True)
+        sel.consider(trainer, float(valid.summary["mrr"]))
 
 
 class OneShot:
@@ -271,9 +272,11 @@ class OneShot:
         if finetuning:
             return self.finetune.fit(resume=True)
         first = self.teacher.fit(resume=resume)
-        self.finetune.carry_over(self.teacher)
-        self.finetune.extra.update(teacher_valid=first.teacher_valid,
-                                   teacher_test=first.teacher_test)
+        # the fine-tuning phase continues the epochs, history and random state
+        ft, t = self.finetune, self.teacher
+        ft.epoch, ft.global_step, ft.history = t.epoch, t.global_step, list(t.history)
+        ft.generator.set_state(t.generator.get_state())
+        ft.extra.update(teacher_valid=first.teacher_valid, teacher_test=first.teacher_test)
         result = self.finetune.fit()
         result.wall_time += first.wall_time
         return result

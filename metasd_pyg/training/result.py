@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from metasd_pyg.training.config import MetaSDConfig
+    from metasd_pyg.training.trainer import Trainer
 
 
 @dataclass
@@ -52,6 +53,36 @@ class TrainResult:
     def final_test(self) -> Any:
         """The selected model's test result (student if there is one)."""
         return self.student_test if self.student_test is not None else self.teacher_test
+
+    @classmethod
+    def collect(cls, trainer: Trainer, *, wall_time: float, stopped_early: bool) -> TrainResult:
+        """The result of a finished ``trainer`` (best epoch restored): final valid/test
+        evaluations of the teacher (unless a phase before recorded them in ``extra``)
+        and of the student (if the objective scores one).
+
+        Args:
+            trainer: The trainer.
+            wall_time: Seconds of training.
+            stopped_early: Whether early stopping ended the run.
+        """
+        sel = trainer.selection
+        extra = dict(trainer.extra)
+        teacher_valid = as_result(extra.pop("teacher_valid", None))
+        teacher_test = as_result(extra.pop("teacher_test", None))
+        student = trainer.objective.uses_student
+        return cls(
+            history=trainer.history,
+            best_epoch=sel.best_epoch,
+            best_valid_mrr=sel.best_metric,
+            teacher_valid=teacher_valid or sel.evaluate(trainer, "valid", False),
+            teacher_test=teacher_test or sel.evaluate(trainer, "test", False),
+            student_valid=sel.evaluate(trainer, "valid", True) if student else None,
+            student_test=sel.evaluate(trainer, "test", True) if student else None,
+            config=trainer.config,
+            extra={k: as_result(v) for k, v in extra.items()},
+            wall_time=wall_time,
+            stopped_early=stopped_early,
+        )
 
     def of(self, result: str, split: str) -> Any:
         """The evaluation of a :class:`~metasd_pyg.training.modes.Role`'s ``result`` on ``split``.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -44,3 +46,20 @@ class RuntimeConfig(Section):
         check(self.threads is None or self.threads >= 1,
               f"threads={self.threads}: must be >= 1 or None")
         check(bool(str(self.device).strip()), "device: must not be empty")
+
+    @contextmanager
+    def scope(self, device: torch.device) -> Iterator[None]:
+        """Training on ``device`` with this section's float settings (denormals
+        flushed on CPU, restored to off afterwards).
+
+        Args:
+            device: The training device.
+        """
+        flush = self.flush_denormal and device.type == "cpu"
+        if flush:
+            torch.set_flush_denormal(True)
+        try:
+            yield
+        finally:
+            if flush:
+                torch.set_flush_denormal(False)

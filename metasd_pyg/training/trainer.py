@@ -42,7 +42,7 @@ from metasd_pyg.training.callbacks import Callback, StepContext
 from metasd_pyg.training.checkpoint import TrainingState, has_checkpoint
 from metasd_pyg.training.objective import Objective
 from metasd_pyg.training.optim import OptimConfig
-from metasd_pyg.training.result import TrainResult, as_result
+from metasd_pyg.training.result import TrainResult
 from metasd_pyg.training.runtime import resolve_device
 from metasd_pyg.training.selection import Evaluator, Selection, restore
 from metasd_pyg.training.stream import split_stream
@@ -137,33 +137,13 @@ class Trainer:
         self._stop = False
         self._resumed = False
 
-    # ---------------------------------------------------------------- parts
     def part(self, kind: type[Callback]) -> Any:
-        """The first part of class ``kind`` (``None`` if there is none).
+        """The first part of class ``kind`` (``MetaStep``, ``DynamicPruning``, ...; or ``None``).
 
         Args:
-            kind: A part class (``MetaStep``, ``DynamicPruning``, ...).
+            kind: A part class.
         """
         return next((p for p in self.parts if isinstance(p, kind)), None)
-
-    @property
-    def meta(self) -> Any:
-        """The meta-step part (``None`` without one)."""
-        from metasd_pyg.training.meta import MetaStep
-
-        return self.part(MetaStep)
-
-    @property
-    def pruning(self) -> Any:
-        """The dynamic-pruning part (``None`` without one)."""
-        from metasd_pyg.training.dynamic import DynamicPruning
-
-        return self.part(DynamicPruning)
-
-    @property
-    def pruner(self) -> Any:
-        """The pruner of the dynamic-pruning part (``None`` without one)."""
-        return None if self.pruning is None else self.pruning.pruner
 
     @property
     def masks(self) -> dict[str, Tensor] | None:
@@ -236,28 +216,6 @@ class Trainer:
                 p.grad = main[n]
         self.optimizer.step()
 
-    # ---------------------------------------------------------- evaluation
-    def evaluate(self, split: str, student: bool, max_queries: int | None = None) -> Any:
-        """Evaluate the teacher (or the masked student) on ``split`` (:class:`Selection`).
-
-        Args:
-            split: ``"valid"`` or ``"test"``.
-            student: Score the masked student (needs masks).
-            max_queries: A fixed seeded subset of queries (``None`` = all).
-        """
-        return self.selection.evaluate(self, split, student, max_queries)
-
-    def carry_over(self, previous: Trainer) -> None:
-        """Continue the epochs, history, results and random state of ``previous``
-        (the next phase of a composed run, e.g. one-shot fine-tuning).
-
-        Args:
-            previous: The trainer of the phase before.
-        """
-        self.epoch, self.global_step = previous.epoch, previous.global_step
-        self.history = list(previous.history)
-        self.generator.set_state(previous.generator.get_state())
-
     # ------------------------------------------------------------ checkpoints
     def save_checkpoint(self) -> Path | None:
         """Write the full training state to ``checkpoint_dir`` (atomic); ``None`` without one."""
@@ -291,15 +249,8 @@ class Trainer:
         Args:
             resume: Continue from the checkpoint in ``checkpoint_dir`` if there is one.
         """
-        start = time.perf_counter()
-        flush = self.config.runtime.flush_denormal and self.device.type == "cpu"
-        if flush:
-            torch.set_flush_denormal(True)
-        try:
-            return self._fit(resume, start)
-        finally:
-            if flush:
-                torch.set_flush_denormal(False)
+        with self.config.runtime.scope(self.device):
+            return self._fit(resume, time.perf_counter())
 
     def _fit(self, resume: bool, start: float) -> TrainResult:
         if resume and self.checkpoint_dir is not None and has_checkpoint(self.checkpoint_dir):
@@ -314,13 +265,7 @@ class Trainer:
             while self.epoch < self.end_epoch and not self._stop:
                 logs = self._run_epoch()
                 bar.update(1)
-                post = {"loss": f"{logs['loss']:.4f}"}
-                if "sparsity" in logs:
-                    post["sparsity"] = f"{logs['sparsity']:.3f}"
-                last = [h for h in self.history if "valid_mrr" in h]
-                if last:
-                    post["valid_mrr"] = f"{last[-1]['valid_mrr']:.4f}"
-                bar.set_postfix(post)
+                bar.set_postfix(_postfix(logs, self.history))
                 if patience is not None and self.selection.bad_evals >= patience:
                     stopped_early = True
                     break
@@ -330,23 +275,8 @@ class Trainer:
             restore(self, self.selection.best_state)
         for part in self.parts:
             part.on_fit_end(self)
-        extra = dict(self.extra)
-        teacher_valid = as_result(extra.pop("teacher_valid", None))
-        teacher_test = as_result(extra.pop("teacher_test", None))
-        student = self.objective.uses_student
-        return TrainResult(
-            history=self.history,
-            best_epoch=self.selection.best_epoch,
-            best_valid_mrr=self.selection.best_metric,
-            teacher_valid=teacher_valid or self.evaluate("valid", False),
-            teacher_test=teacher_test or self.evaluate("test", False),
-            student_valid=self.evaluate("valid", True) if student else None,
-            student_test=self.evaluate("test", True) if student else None,
-            config=self.config,
-            extra={k: as_result(v) for k, v in extra.items()},
-            wall_time=time.perf_counter() - start,
-            stopped_early=stopped_early,
-        )
+        return TrainResult.collect(self, wall_time=time.perf_counter() - start,
+                                   stopped_early=stopped_early)
 
     def _run_epoch(self) -> dict[str, Any]:
         cfg = self.config
@@ -388,3 +318,13 @@ class Trainer:
         """Ask the trainer to stop after the current epoch (for callbacks)."""
         self._stop = True
 
+
+def _postfix(logs: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, str]:
+    """Progress-bar fields of an epoch: loss, sparsity, last valid MRR."""
+    post = {"loss": f"{logs['loss']:.4f}"}
+    if "sparsity" in logs:
+        post["sparsity"] = f"{logs['sparsity']:.3f}"
+    last = [h for h in history if "valid_mrr" in h]
+    if last:
+        post["valid_mrr"] = f"{last[-1]['valid_mrr']:.4f}"
+    return post

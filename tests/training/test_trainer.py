@@ -13,6 +13,7 @@ from metasd_pyg.errors import ConfigError, RunFolderError
 from metasd_pyg.models.factory import build_model
 from metasd_pyg.training.callbacks import Callback, StepContext
 from metasd_pyg.training.config import MetaSDConfig
+from metasd_pyg.training.dynamic import DynamicPruning
 from metasd_pyg.training.recipes import Built, compose, same_nnz_dim
 from metasd_pyg.training.trainer import Trainer
 
@@ -208,7 +209,7 @@ def test_keyword_api() -> None:
     trainer = MetaSD(model, graph, pruner=Pruner("aligned", 0.5),
                      meta=MetaStep(every=2, path="full", quiz_batch_size=4), epochs=2,
                      batch_size=16, quiz_fraction=0.1, progress=False, evaluator=tiny_evaluate)
-    assert trainer.meta is not None and trainer.meta.path == "full"
+    assert trainer.part(MetaStep) is not None and trainer.part(MetaStep).path == "full"
     res = trainer.fit()
     assert res.student_test is not None and trainer.student_weights() is not None
     res2 = train_metasd(graph, model="distmult", dim=8, sparsity=0.5, epochs=1, batch_size=16,
@@ -219,7 +220,7 @@ def test_keyword_api() -> None:
 def test_pruner_options_reach_the_pruner() -> None:
     trainer = _trainer(_cfg(strategy="degree", k_max=3, relation_rule="full",
                             importance="product", sparsity=0.6, k_max_factor=1.5))
-    pruner = trainer.pruner
+    pruner = trainer.part(DynamicPruning).pruner
     assert pruner is not None
     assert (pruner.k_max, pruner.relation_rule, pruner.importance) == (3, "full", "product")
     assert pruner.k_max_factor == 1.5
@@ -238,7 +239,7 @@ def test_custom_loop_drives_train_step() -> None:
     tr = _trainer(_cfg(meta_every=2))
     assert tr.masks is None
     tr.start()
-    assert tr.masks is not None and tr.pruning is not None
+    assert tr.masks is not None and tr.part(DynamicPruning) is not None
     assert tr.stream.size(0) >= 40
     logs = [tr.train_step(tr.stream[i:i + 10]) for i in range(0, 40, 10)]
     assert tr.global_step == 4
