@@ -28,6 +28,10 @@ RelationRule = Literal["max", "full"]
 STRATEGIES: tuple[str, ...] = typing.get_args(Strategy)
 #: Accepted relation rules of the nested strategies.
 RELATION_RULES: tuple[str, ...] = typing.get_args(RelationRule)
+#: Shapes of the sparsity ramp (:class:`~metasd_pyg.pruning.PruningSchedule`).
+Ramp = Literal["cubic", "linear"]
+#: Accepted ramp shapes.
+RAMPS: tuple[str, ...] = typing.get_args(Ramp)
 #: Default cap of the ``degree`` prefixes, as a multiple of the mean prefix
 #: length: at rank 100 and 90% sparsity the mean is 10 units and the cap 32, the
 #: cap measured best on FB15k-237 and neutral on Kinship/UMLS/WN18RR

@@ -20,10 +20,7 @@ from __future__ import annotations
 from dataclasses import KW_ONLY, dataclass
 
 from metasd_pyg.errors import ConfigError
-from metasd_pyg.pruning.config import ScheduleConfig
-
-#: Accepted ramp shapes.
-RAMPS: tuple[str, ...] = ("cubic", "linear")
+from metasd_pyg.pruning.config import RAMPS, ScheduleConfig
 
 
 @dataclass(frozen=True)
