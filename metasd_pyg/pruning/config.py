@@ -101,12 +101,18 @@ class ScheduleConfig(Section):
     Args:
         every_epochs: Recompute masks every this many epochs.
         every_steps: If set, recompute masks every this many steps instead.
-        ramp_epochs: Epochs of a gradual (cubic) ramp from 0 to the target sparsity.
+        ramp_epochs: Epochs of a gradual ramp from 0 to the target sparsity.
+        ramp: Shape of that ramp: cubic (Zhu & Gupta 2017, fast early pruning)
+            or linear.
     """
+
+    #: Runs saved before the ramp shape was an option ran the cubic ramp.
+    ADDED_LATER: ClassVar[Mapping[str, Any]] = {"ramp": "cubic"}
 
     every_epochs: int = option(1, key="prune_every_epochs")
     every_steps: int | None = option(None, key="prune_every_steps")
     ramp_epochs: int = 0
+    ramp: Ramp = "cubic"
 
     def validate(self) -> None:
         check(self.every_epochs >= 1, f"prune_every_epochs={self.every_epochs}: must be >= 1")

@@ -82,13 +82,13 @@ class PruningSchedule:
         """
         return cls(target_sparsity, every_epochs=config.every_epochs,
                    every_steps=config.every_steps, ramp_epochs=config.ramp_epochs,
-                   steps_per_epoch=steps_per_epoch)
+                   ramp=config.ramp, steps_per_epoch=steps_per_epoch)
 
     @property
     def config(self) -> ScheduleConfig:
         """The section this schedule runs with."""
         return ScheduleConfig(every_epochs=self.every_epochs, every_steps=self.every_steps,
-                              ramp_epochs=self.ramp_epochs)
+                              ramp_epochs=self.ramp_epochs, ramp=self.ramp)  # type: ignore[arg-type]
 
     def progress(self, epoch: int, step: int = 0) -> float:
         """Ramp progress :math:`p \\in [0, 1]` at ``(epoch, step)``.

@@ -46,3 +46,16 @@ def test_due_epochs_and_steps():
 def test_invalid(kwargs):
     with pytest.raises(ConfigError):
         PruningSchedule(**kwargs)
+
+
+def test_schedule_section_round_trip_and_ramp_shape():
+    from metasd_pyg.pruning import ScheduleConfig
+
+    cfg = ScheduleConfig(every_epochs=2, ramp_epochs=4, ramp="linear")
+    sched = PruningSchedule.from_config(cfg, 0.8, steps_per_epoch=10)
+    assert sched.config == cfg and sched.ramp == "linear"
+    assert sched.sparsity_at(2) == pytest.approx(0.4)  # linear: half way at half the ramp
+    cubic = PruningSchedule.from_config(ScheduleConfig(ramp_epochs=4), 0.8)
+    assert cubic.sparsity_at(2) == pytest.approx(0.8 - 0.8 * 0.5 ** 3)
+    with pytest.raises(ConfigError, match="ramp='square'"):
+        ScheduleConfig(ramp="square")
