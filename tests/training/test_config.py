@@ -155,19 +155,21 @@ FIXTURE = Path(__file__).parent.parent / "fixtures" / "run_before_sections"
 def test_a_run_folder_written_before_the_sections_resumes(tmp_path: Path,
                                                            capsys: pytest.CaptureFixture[str]
                                                            ) -> None:
-    """A checkpointed run of the flat-config release (2 epochs; written by commit 4d269cd)
-    resumes to the third epoch with the result that release gives (0.16975206096209922)."""
+    """A checkpointed run of the flat-config release (written by commit 4d269cd: no meta
+    step, a 2-epoch sparsity ramp, 2 of its epochs) resumes to the fourth epoch with the
+    result that release gives (0.20467804826221583). Its config predates ``ramp``."""
     from metasd_pyg.cli.main import main
 
     run = tmp_path / "run"
     shutil.copytree(FIXTURE, run)
-    code = main(["train", "--out", str(run), "--resume", "--epochs", "3", "--json", "-q"])
+    assert "ramp" not in json.loads((run / "config.json").read_text())
+    code = main(["train", "--out", str(run), "--resume", "--epochs", "4", "--json", "-q"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0
-    assert out["training"]["epochs"] == 3
-    assert out["models"]["student"]["test"]["mrr"] == 0.16975206096209922
+    assert out["training"]["epochs"] == 4
+    assert out["models"]["student"]["test"]["mrr"] == 0.20467804826221583
     saved = json.loads((run / "config.json").read_text())
-    assert saved["epochs"] == 3 and saved["meta_every"] == 2
+    assert saved["epochs"] == 4 and saved["ramp_epochs"] == 2 and saved["ramp"] == "cubic"
 
 
 def test_section_subclasses_are_frozen_values() -> None:
