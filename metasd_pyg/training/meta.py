@@ -13,11 +13,17 @@ value. We make :math:`\phi` a separate leaf (a detached copy of
 :math:`\theta`, built once per step) to tell the two roles apart:
 
 1. Virtual student:
-   :math:`\phi' = \phi - \alpha\,\nabla_\phi L_v(\phi, \theta)`, with
-   :math:`L_v = \mathrm{CE}(S(\phi)) + \Omega(\phi \odot M)
-   + 3\,\mathrm{KL}(T(\theta) \| S(\phi)) + \mathrm{KL}(S(\phi) \| T(\theta))`
+   :math:`\phi' = \phi - \alpha\,\nabla_\phi L_v(\phi, \theta)`, where
+   :math:`L_v` is the student's real loss of the mutual step
+   (:class:`~metasd_pyg.training.objective.StudentLoss`, one definition for both),
+   :math:`L_v = a_S[\mathrm{CE}(S(\phi)) + \lambda_S(w_f\,\mathrm{KL}(S(\phi)\|T(\theta))
+   + w_r\,\mathrm{KL}(T(\theta)\|S(\phi))) + \Omega_{\lambda'}(\phi \odot M)
+   + w_\rho L_\rho(\phi\odot M)]`,
    on the training batch (``create_graph=True``: :math:`\phi'` is a
-   differentiable function of :math:`\phi` and :math:`\theta`).
+   differentiable function of :math:`\phi` and :math:`\theta`). The real step
+   sees :math:`T` through a stop-gradient; the virtual step keeps it in the graph,
+   which is the path the meta-gradient takes. The virtual step is plain SGD
+   with step :math:`\alpha` (``virtual_lr``), not the main optimiser.
 2. Quiz: :math:`L_q(\phi') = \mathrm{CE}(S(\phi'))` on a quiz batch drawn from
    a slice of the training triples held out of the training stream.
 3. Meta-gradient, two paths:
@@ -65,12 +71,8 @@ from torch_geometric.nn.kge import KGEModel
 from metasd_pyg.errors import ConfigError
 from metasd_pyg.sections import Section, check, option
 from metasd_pyg.training.callbacks import Callback, StepContext
-from metasd_pyg.training.losses import (
-    KLWeights,
-    entity_cross_entropy,
-    regularizer,
-    tail_logits,
-)
+from metasd_pyg.training.losses import entity_cross_entropy, tail_logits
+from metasd_pyg.training.objective import StudentLoss
 from metasd_pyg.training.optim import OptimizerName
 from metasd_pyg.training.views import compact_view, leaf_copies, student_weights
 
@@ -117,67 +119,13 @@ class MetaConfig(Section):
 
     def validate(self) -> None:
         check(self.every >= 1, f"meta_every={self.every}: must be >= 1")
-        check(self.lr > 0, f"meta_lr={self.lr}: must be > 0")
+        check(self.lr >= 0, f"meta_lr={self.lr}: must be >= 0 (0: meta-gradients computed, "
+              "never applied)")
         check(self.virtual_lr > 0, f"virtual_lr={self.virtual_lr}: must be > 0")
         check(0.0 < self.quiz_fraction < 1.0,
               f"quiz_fraction={self.quiz_fraction}: must be in (0, 1)")
         check(self.quiz_batch_size >= 1, f"quiz_batch_size={self.quiz_batch_size}: must be >= 1")
         check(self.batch_size >= 1, f"meta_batch_size={self.batch_size}: must be >= 1")
-
-
-def virtual_logit_grad(
-    teacher_logits: Tensor,
-    student_logits: Tensor,
-    target: Tensor,
-    *,
-    temperature: float = 3.0,
-    kl: KLWeights = KLWeights(),
-    detach_student: bool = False,
-) -> Tensor:
-    r""":math:`G = \partial L_v / \partial z_S` in closed form, differentiable in the logits.
-
-    With :math:`p_x = \mathrm{softmax}(z_x/\tau)`, :math:`s = \mathrm{softmax}(z_S)`
-    and :math:`L_v`'s logit part
-    :math:`\mathrm{CE}(z_S) + w_{TS}\mathrm{KL}(p_T\|p_S) + w_{ST}\mathrm{KL}(p_S\|p_T)`
-    (means over the :math:`B` rows):
-
-    .. math::
-        G = \frac1B\Big[s - e_t + \frac{w_{TS}}{\tau}(p_S - p_T)
-            + \frac{w_{ST}}{\tau} p_S \odot (\log p_S - \log p_T - \mathrm{KL}(p_S\|p_T))\Big].
-
-    The virtual step's gradient is then :math:`J_S^\top G` (one vector-Jacobian
-    product of the student forward), and differentiating it again only goes
-    through this short elementwise graph instead of the double backward of
-    the log-softmaxes. ``detach_student`` drops the graph through
-    :math:`z_S` (exact for the official path, where the meta-gradient is taken
-    w.r.t. the teacher only and :math:`z_S` does not depend on it).
-
-    Args:
-        teacher_logits: ``[B, C]`` :math:`z_T` (with graph).
-        student_logits: ``[B, C]`` :math:`z_S`.
-        target: ``[B]`` answer columns.
-        temperature: :math:`\tau`.
-        kl: :math:`w_{TS}` (``forward``) and :math:`w_{ST}` (``reverse``).
-        detach_student: Treat :math:`z_S` as a constant.
-    """
-    w_ts, w_st = kl.forward, kl.reverse
-    z_s = student_logits.detach() if detach_student else student_logits
-    n = z_s.size(0)
-    rows = torch.arange(n, device=z_s.device)
-    soft = torch.softmax(z_s, dim=-1)
-    onehot = torch.zeros_like(soft)
-    onehot[rows, target] = 1.0
-    log_t = torch.log_softmax(teacher_logits / temperature, dim=-1)
-    log_s = torch.log_softmax(z_s / temperature, dim=-1)
-    p_s = log_s.exp()
-    grad = soft - onehot
-    if w_ts:
-        grad = grad + (w_ts / temperature) * (p_s - log_t.exp())
-    if w_st:
-        diff = log_s - log_t
-        kl_st = (p_s * diff).sum(-1, keepdim=True)
-        grad = grad + (w_st / temperature) * p_s * (diff - kl_st)
-    return grad / n
 
 
 def meta_gradient(
@@ -188,10 +136,7 @@ def meta_gradient(
     *,
     path: str = "official",
     virtual_lr: float = 0.1,
-    temperature: float = 3.0,
-    kl: KLWeights = KLWeights(),
-    regularizer_name: str = "dura",
-    regularizer_weight: float = 0.0,
+    student: StudentLoss = StudentLoss(),
     candidates: Tensor | None = None,
     target: Tensor | None = None,
     quiz_candidates: Tensor | None = None,
@@ -216,10 +161,8 @@ def meta_gradient(
         masks: Parameter name -> bool mask (the student).
         path: ``"official"`` or ``"full"``.
         virtual_lr: :math:`\alpha` of the virtual step.
-        temperature: Distillation temperature.
-        kl: ``(w_TS, w_ST)`` of the virtual step's two-way KL.
-        regularizer_name: Regulariser of the virtual step's student loss.
-        regularizer_weight: Its weight.
+        student: The student's loss (:class:`~metasd_pyg.training.objective.StudentLoss`,
+            the same terms and weights as the student's real step).
         candidates: Shared candidates ``[C]`` of the batch (sampled loss) or ``None``.
         target: ``[B]`` answer column in the logits (default: ``batch[:, 2]``).
         quiz_candidates: Shared candidates of the quiz batch or ``None``.
@@ -257,17 +200,17 @@ def meta_gradient(
                                      twice_differentiable=True)
 
     # 1. virtual student phi' = phi - alpha * grad_phi L_v(phi, theta), graph kept:
-    #    grad_phi L_v = J_S^T G + grad_phi Omega, G in closed form (virtual_logit_grad).
+    #    L_v is the student's real loss L_S (StudentLoss): grad_phi L_v = J_S^T G + grad_phi aux,
+    #    G in closed form (StudentLoss.logit_grad).
     names = list(student_leaves)
     leaves = [student_leaves[n] for n in names]
-    g_logits = virtual_logit_grad(
-        teacher_logits, student_logits, target, temperature=temperature,
-        kl=kl, detach_student=(path == "official"),
-    )
+    g_logits = student.logit_grad(teacher_logits, student_logits, target,
+                                  detach_student=(path == "official"))
     outputs = [student_logits]
     grad_outputs = [g_logits]
-    if regularizer_name != "none" and regularizer_weight > 0:
-        outputs.append(regularizer(regularizer_name, model, batch, regularizer_weight, view))
+    if (student.regularizer != "none" and student.regularizer_weight > 0) \
+            or student.relation_weight > 0:
+        outputs.append(student.weight * student.aux(model, batch, view))
         grad_outputs.append(torch.ones_like(outputs[-1]))
     grads_v = torch.autograd.grad(outputs, leaves, grad_outputs=grad_outputs, create_graph=True,
                                   allow_unused=True)
@@ -347,6 +290,9 @@ class MetaStep(Callback):
                               f"{', '.join(sorted(fields))}")
         self._config = base.replace(enabled=True, **options)
         self.optimizer: torch.optim.Optimizer | None = None
+        #: Draws the quiz batches (and their negatives): the meta step's own random
+        #: state, so that it never shifts the training stream's shuffling.
+        self.generator: torch.Generator | None = None
 
     @classmethod
     def from_config(cls, config: MetaConfig) -> MetaStep:
@@ -398,32 +344,34 @@ class MetaStep(Callback):
         """Create the teacher's meta optimiser (its own state and learning rate)."""
         from metasd_pyg.training.optim import make_optimizer
 
-        if not hasattr(trainer.objective, "virtual_loss"):
+        if not hasattr(trainer.objective, "student_loss"):
             raise ConfigError("the meta step needs a teacher and a student: use it with "
                               "MutualObjective (mode metasd)")
         if self.optimizer is None:
             self.optimizer = make_optimizer(self._config.optimizer, trainer.model.parameters(),
                                             self._config.lr)
+        if self.generator is None:
+            seed = trainer.config.trainer.seed + QUIZ_SEED_OFFSET + 1
+            self.generator = torch.Generator().manual_seed(seed)
 
     def on_step(self, trainer: Trainer, ctx: StepContext) -> None:
         """Compute the meta-gradient on a slice of the step's batch and queue the teacher update."""
         if not self.due(ctx.step) or trainer.masks is None:
             return
         assert self.optimizer is not None
+        assert self.generator is not None
         cfg = self._config
-        virtual = trainer.objective.virtual_loss()  # type: ignore[attr-defined]
-        quiz = sample_quiz(trainer.quiz_triples, cfg.quiz_batch_size, trainer.generator)
+        quiz = sample_quiz(trainer.quiz_triples, cfg.quiz_batch_size, self.generator)
         quiz_cand: Tensor | None = None
         quiz_target: Tensor | None = None
         if ctx.candidates is not None:
             quiz_cand, quiz_target = trainer.objective.candidates(
-                quiz, trainer.graph.num_entities, trainer.generator)
+                quiz, trainer.graph.num_entities, self.generator)
         m = cfg.batch_size
         grads, lq = meta_gradient(
             trainer.model, ctx.batch[:m], quiz, trainer.masks,
-            path=cfg.path, virtual_lr=cfg.virtual_lr, temperature=virtual.temperature,
-            kl=virtual.kl, regularizer_name=virtual.regularizer,
-            regularizer_weight=virtual.regularizer_weight,
+            path=cfg.path, virtual_lr=cfg.virtual_lr,
+            student=trainer.objective.student_loss(),  # type: ignore[attr-defined]
             candidates=ctx.candidates, target=ctx.target[:m],
             quiz_candidates=quiz_cand, quiz_target=quiz_target, units=trainer.units,
         )
@@ -431,16 +379,23 @@ class MetaStep(Callback):
         ctx.logs["quiz_loss"] = float(lq)
 
     def state_dict(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
-        """The meta optimiser's state (tensors) and hyper-parameters (JSON)."""
+        """The meta optimiser's and the quiz generator's state (tensors), hyper-parameters."""
         from metasd_pyg.training.optim import optimizer_state
 
         if self.optimizer is None:
             return {}, {}
-        return optimizer_state(self.optimizer)
+        tensors, state = optimizer_state(self.optimizer)
+        if self.generator is not None:
+            tensors = {**tensors, "generator": self.generator.get_state()}
+        return tensors, state
 
     def load_state_dict(self, tensors: dict[str, Tensor], state: dict[str, Any]) -> None:
-        """Restore the meta optimiser's state."""
+        """Restore the meta optimiser's state and the quiz generator's."""
         from metasd_pyg.training.optim import load_optimizer_state
 
+        tensors = dict(tensors)
+        gen = tensors.pop("generator", None)
+        if gen is not None and self.generator is not None:
+            self.generator.set_state(gen.cpu())
         if self.optimizer is not None and state:
             load_optimizer_state(self.optimizer, tensors, state)

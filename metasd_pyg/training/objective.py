@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 from torch import Tensor
+from torch_geometric.nn.kge import KGEModel
 
 from metasd_pyg.sections import Section, check
 from metasd_pyg.training.losses import (
@@ -155,20 +156,116 @@ class StepOutput:
 
 
 @dataclass(frozen=True)
-class VirtualLoss:
-    """The student's loss terms as the meta step's virtual student step uses them.
+class StudentLoss:
+    r"""The student's loss in the mutual step, one definition for the real and the virtual step.
+
+    .. math::
+        L_S = a_S\,\big[\mathrm{CE}(z_S) + \lambda_S D(z_S, z_T)
+              + \Omega_{\lambda'}(\theta\odot M) + w_\rho L_\rho(\theta\odot M)\big],
+        \qquad D(a, b) = w_f\,\mathrm{KL}(p_a\|p_b) + w_r\,\mathrm{KL}(p_b\|p_a)
+
+    at temperature :math:`\tau`. :class:`MutualObjective` adds it (with
+    :math:`z_T` detached) to the teacher's loss; the meta step's virtual
+    student step (:func:`~metasd_pyg.training.meta.meta_gradient`) takes one
+    gradient step on the same :math:`L_S` (with :math:`z_T` kept in the graph, so
+    the meta-gradient reaches the teacher). Both read these fields, so the two
+    cannot drift apart.
 
     Attributes:
-        temperature: Distillation temperature.
-        kl: Two-way KL weights (teacher first).
+        temperature: :math:`\tau`.
+        kl: :math:`w_f` (``forward``: KL(student || teacher)) and :math:`w_r`
+            (``reverse``: KL(teacher || student)).
+        distill_scale: :math:`\lambda_S` (``student_distill``).
+        weight: :math:`a_S` (``student_weight``).
         regularizer: Regulariser name.
-        regularizer_weight: Its weight.
+        regularizer_weight: :math:`\lambda'` (``student_regularizer_weight``,
+            else ``regularizer_weight``).
+        relation_weight: :math:`w_\rho`.
     """
 
-    temperature: float
-    kl: KLWeights
-    regularizer: str
-    regularizer_weight: float
+    temperature: float = 3.0
+    kl: KLWeights = KLWeights()
+    distill_scale: float = 1.0
+    weight: float = 3.0
+    regularizer: str = "dura"
+    regularizer_weight: float = 0.0
+    relation_weight: float = 0.0
+
+    def aux(self, model: KGEModel, batch: Tensor, view: Mapping[str, Tensor]) -> Tensor:
+        r"""Unweighted :math:`\Omega_{\lambda'}(\theta\odot M) + w_\rho L_\rho(\theta\odot M)`.
+
+        Args:
+            model: The PyG model.
+            batch: ``[B, 3]`` rows.
+            view: The student's (masked) full tables.
+        """
+        out = regularizer(self.regularizer, model, batch, self.regularizer_weight, view)
+        if self.relation_weight > 0:
+            out = out + self.relation_weight * relation_cross_entropy(model, batch, view)
+        return out
+
+    def logit_grad(self, teacher_logits: Tensor, student_logits: Tensor, target: Tensor,
+                   *, detach_student: bool = False) -> Tensor:
+        r""":math:`G = \partial L_S / \partial z_S` in closed form, differentiable in the logits.
+
+        With :math:`s = \mathrm{softmax}(z_S)`, :math:`p_x = \mathrm{softmax}(z_x/\tau)`
+        (means over the :math:`B` rows):
+
+        .. math::
+            G = \frac{a_S}{B}\Big[s - e_t + \frac{\lambda_S w_f}{\tau}
+                p_S \odot (\log p_S - \log p_T - \mathrm{KL}(p_S\|p_T))
+                + \frac{\lambda_S w_r}{\tau}(p_S - p_T)\Big].
+
+        The virtual step's gradient is :math:`J_S^\top G` (one vector-Jacobian
+        product of the student forward); differentiating it again goes through
+        this short elementwise graph instead of the double backward of the
+        log-softmaxes. ``detach_student`` drops the graph through :math:`z_S`
+        (exact for the official path, whose meta-gradient is taken w.r.t. the
+        teacher only).
+
+        Args:
+            teacher_logits: ``[B, C]`` :math:`z_T` (with graph).
+            student_logits: ``[B, C]`` :math:`z_S`.
+            target: ``[B]`` answer columns.
+            detach_student: Treat :math:`z_S` as a constant.
+        """
+        tau = self.temperature
+        w_f, w_r = self.distill_scale * self.kl.forward, self.distill_scale * self.kl.reverse
+        z_s = student_logits.detach() if detach_student else student_logits
+        n = z_s.size(0)
+        rows = torch.arange(n, device=z_s.device)
+        grad = torch.softmax(z_s, dim=-1)
+        onehot = torch.zeros_like(grad)
+        onehot[rows, target] = 1.0
+        grad = grad - onehot
+        log_t = torch.log_softmax(teacher_logits / tau, dim=-1)
+        log_s = torch.log_softmax(z_s / tau, dim=-1)
+        p_s = log_s.exp()
+        if w_f:
+            diff = log_s - log_t
+            kl_st = (p_s * diff).sum(-1, keepdim=True)
+            grad = grad + (w_f / tau) * p_s * (diff - kl_st)
+        if w_r:
+            grad = grad + (w_r / tau) * (p_s - log_t.exp())
+        return grad * (self.weight / n)
+
+    def value(self, model: KGEModel, batch: Tensor, view: Mapping[str, Tensor],
+              student_logits: Tensor, teacher_logits: Tensor, target: Tensor) -> Tensor:
+        """:math:`L_S` by autograd composition (the reference of the fused and closed forms).
+
+        Args:
+            model: The PyG model.
+            batch: ``[B, 3]`` rows.
+            view: The student's (masked) full tables.
+            student_logits: ``[B, C]`` :math:`z_S`.
+            teacher_logits: ``[B, C]`` :math:`z_T` (detach it for the real step's value).
+            target: ``[B]`` answer columns.
+        """
+        from metasd_pyg.training.losses import distillation_loss
+
+        logit = entity_cross_entropy(student_logits, target) + self.distill_scale * \
+            distillation_loss(student_logits, teacher_logits, self.temperature, self.kl)
+        return self.weight * (logit + self.aux(model, batch, view))
 
 
 class Objective:
@@ -289,15 +386,18 @@ class MutualObjective(Objective):
             return d.teacher_distill
         return d.teacher_distill * step / warm
 
-    def virtual_loss(self) -> VirtualLoss:
-        """The loss terms of the meta step's virtual student step."""
-        return VirtualLoss(self.distill.temperature, self.distill.kl, self.loss.regularizer,
-                           self.loss.regularizer_weight)
+    def student_loss(self) -> StudentLoss:
+        """The student's loss terms (shared by the real step and the meta step's virtual step)."""
+        d, lo = self.distill, self.loss
+        return StudentLoss(temperature=d.temperature, kl=d.kl, distill_scale=d.student_distill,
+                           weight=d.student_weight, regularizer=lo.regularizer,
+                           regularizer_weight=lo.student_lambda,
+                           relation_weight=lo.relation_weight)
 
     def __call__(self, trainer: Trainer, batch: Tensor, candidates: Tensor | None,
                  target: Tensor) -> StepOutput:
         assert trainer.masks is not None, "MutualObjective needs the trainer's masks"
-        d = self.distill
+        d, student = self.distill, self.student_loss()
         view = student_weights(dict(trainer.model.named_parameters()), trainer.masks)
         z_t = tail_logits(trainer.model, batch, None, candidates)
         z_s = tail_logits(trainer.model, batch, compact_view(view, trainer.masks, trainer.units),
@@ -306,8 +406,9 @@ class MutualObjective(Objective):
         weights = MutualWeights(
             temperature=d.temperature, kl=d.kl,
             teacher_scale=self.teacher_scale(trainer.global_step, trainer.steps_per_epoch),
-            student_scale=d.student_distill, teacher_weight=1.0, student_weight=d.student_weight)
+            student_scale=student.distill_scale, teacher_weight=1.0,
+            student_weight=student.weight)
         logit_loss = mutual_logit_loss(z_t, z_s, target, weights)
         l_t = self.aux(trainer, batch, None, self.loss.regularizer_weight)
-        l_s = self.aux(trainer, batch, view, self.loss.student_lambda)
-        return StepOutput(logit_loss + l_t + d.student_weight * l_s, z_t, z_s)
+        l_s = student.aux(trainer.model, batch, view)
+        return StepOutput(logit_loss + l_t + student.weight * l_s, z_t, z_s)

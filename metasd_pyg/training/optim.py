@@ -73,8 +73,8 @@ def make_optimizer(name: str, params: Iterable[Tensor], lr: float) -> torch.opti
         params: Parameters to optimise.
         lr: Learning rate.
     """
-    if lr <= 0:
-        raise ConfigError(f"learning rate must be > 0, got {lr}")
+    if lr < 0:
+        raise ConfigError(f"learning rate must be >= 0, got {lr}")
     klass = _CLASSES.get(name.lower())
     if klass is not None:
         return klass(params, lr=lr)  # type: ignore[call-arg]  # Adagrad and Adam take lr

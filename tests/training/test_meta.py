@@ -14,10 +14,15 @@ from metasd_pyg.training.losses import (
     regularizer,
     tail_logits,
 )
-from metasd_pyg.training.meta import meta_gradient, sample_quiz, virtual_logit_grad
+from metasd_pyg.training.meta import meta_gradient, sample_quiz
+from metasd_pyg.training.objective import StudentLoss
 
 E, R, D = 6, 2, 3
 ALPHA, TAU, REG = 0.5, 2.0, 0.05
+#: The student's loss weights in these tests (a_S, lambda_S): not 1, so a dropped weight shows.
+A_S, LAM_S = 2.0, 0.7
+STUDENT = StudentLoss(temperature=TAU, kl=KLWeights(3.0, 1.0), distill_scale=LAM_S, weight=A_S,
+                      regularizer="dura", regularizer_weight=REG)
 
 
 def _setup(seed: int = 0) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, dict]:
@@ -40,8 +45,9 @@ def _quiz_loss(model: torch.nn.Module, theta_t: dict, theta_s: dict, batch: torc
     view = apply_masks(leaves, masks)
     z_t = tail_logits(model, batch, theta_t)
     z_s = tail_logits(model, batch, view)
+    # the student's real loss: a_S [CE + lambda_S (3 KL(S||T) + KL(T||S)) + DURA]
     lv = entity_cross_entropy(z_s, batch[:, 2]) + regularizer("dura", model, batch, REG, view)
-    lv = lv + distillation_loss(z_t, z_s, TAU, KLWeights(3.0, 1.0))
+    lv = A_S * (lv + LAM_S * distillation_loss(z_s, z_t, TAU, KLWeights(3.0, 1.0)))
     grads = torch.autograd.grad(lv, list(leaves.values()))
     virtual = {n: theta_s[n] - ALPHA * g for n, g in zip(leaves, grads)}
     return entity_cross_entropy(tail_logits(model, quiz, apply_masks(virtual, masks)), quiz[:, 2])
@@ -51,7 +57,7 @@ def _quiz_loss(model: torch.nn.Module, theta_t: dict, theta_s: dict, batch: torc
 def test_meta_gradient_matches_finite_differences(path: str) -> None:
     model, batch, quiz, masks = _setup()
     grads, lq = meta_gradient(model, batch, quiz, masks, path=path, virtual_lr=ALPHA,
-                              temperature=TAU, regularizer_name="dura", regularizer_weight=REG)
+                              student=STUDENT)
     theta = {n: p.detach().clone() for n, p in model.named_parameters()}
     assert lq.item() == pytest.approx(_quiz_loss(model, theta, theta, batch, quiz, masks).item())
     eps = 1e-6
@@ -110,12 +116,13 @@ def test_sample_quiz_draws_from_slice() -> None:
     assert torch.equal(sample_quiz(quiz, 50, torch.Generator()), quiz)
 
 
-def test_virtual_logit_grad_matches_autograd() -> None:
+def test_student_logit_grad_matches_autograd_of_the_student_loss() -> None:
     g = torch.Generator().manual_seed(4)
     zt = torch.randn(5, 7, generator=g, dtype=torch.float64) * 3
     zs = (torch.randn(5, 7, generator=g, dtype=torch.float64) * 3).requires_grad_(True)
     target = torch.randint(7, (5,), generator=g)
-    loss = entity_cross_entropy(zs, target) + distillation_loss(zt, zs, 2.5, KLWeights(3.0, 1.0))
+    loss = A_S * (entity_cross_entropy(zs, target)
+                  + LAM_S * distillation_loss(zs, zt, TAU, KLWeights(3.0, 1.0)))
     (ref,) = torch.autograd.grad(loss, zs)
-    got = virtual_logit_grad(zt, zs, target, temperature=2.5, kl=KLWeights(3.0, 1.0))
+    got = STUDENT.logit_grad(zt, zs, target)
     assert torch.allclose(got, ref, rtol=1e-10, atol=1e-13)

@@ -12,6 +12,7 @@ from metasd_pyg.pruning import Pruner
 from metasd_pyg.training.config import MetaSDConfig
 from metasd_pyg.training.losses import tail_logits
 from metasd_pyg.training.meta import meta_gradient
+from metasd_pyg.training.objective import StudentLoss
 from metasd_pyg.training.recipes import compose
 from metasd_pyg.training.views import active_units, compact_view, student_weights
 
@@ -96,7 +97,7 @@ def test_meta_gradient_is_the_same_with_units() -> None:
     units = active_units(model, masks)
     batch = torch.tensor([[0, 1, 2], [3, 0, 4], [8, 2, 5]])
     quiz = torch.tensor([[1, 1, 7], [4, 2, 0]])
-    kw: dict[str, Any] = dict(regularizer_weight=0.05, path="full")
+    kw: dict[str, Any] = dict(student=StudentLoss(regularizer_weight=0.05), path="full")
     ref, lq_ref = meta_gradient(model, batch, quiz, masks, **kw)
     got, lq = meta_gradient(model, batch, quiz, masks, units=units, **kw)
     torch.testing.assert_close(lq, lq_ref)
