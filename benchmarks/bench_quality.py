@@ -72,6 +72,28 @@ METHODS: dict[str, dict[str, Any]] = {
                                importance="magnitude"),
     "nometa-degree-index": dict(mode="metasd", strategy="degree", k_max=32, meta=False,
                                 importance="index"),
+    # issue 11: the meta step (its virtual step now the student's real loss) and its settings
+    "meta-lr1e-3": dict(mode="metasd", strategy="degree", k_max=32, importance="index",
+                        meta_lr=1e-3),
+    "meta-lr1e-2": dict(mode="metasd", strategy="degree", k_max=32, importance="index",
+                        meta_lr=1e-2),
+    "meta-full": dict(mode="metasd", strategy="degree", k_max=32, importance="index",
+                      meta_path="full"),
+    "meta-every1": dict(mode="metasd", strategy="degree", k_max=32, importance="index",
+                        meta_every=1),
+    "meta-quiz1024-vlr1": dict(mode="metasd", strategy="degree", k_max=32, importance="index",
+                               quiz_batch_size=1024, virtual_lr=1.0),
+    # the teacher's loss from co-training
+    "nometa-teacher-distill0": dict(mode="metasd", strategy="degree", k_max=32, meta=False,
+                                    importance="index", teacher_distill=0.0),
+    "nometa-student-weight1": dict(mode="metasd", strategy="degree", k_max=32, meta=False,
+                                   importance="index", student_weight=1.0),
+    # dynamic masks
+    # (the ramp starts dense: the cap is relative, k_max_factor, not k_max=32)
+    "nometa-ramp10": dict(mode="metasd", strategy="degree", meta=False, importance="index",
+                          ramp_epochs=10),
+    "nometa-ramp10-magnitude": dict(mode="metasd", strategy="degree", meta=False,
+                                    importance="magnitude", ramp_epochs=10),
     "dense-same-nnz": dict(mode="dense_same_nnz"),
     "dense-same-nnz-5x": dict(mode="dense_same_nnz", epochs_factor=5),
     "oneshot-global": dict(mode="oneshot", strategy="global"),
