@@ -110,9 +110,11 @@ def _evaluator(buckets: str) -> Any:
 
 
 def _row(dataset: str, method: str, seed: int, res: Any, wall: float) -> dict[str, Any]:
+    churn = [h["mask_churn"] for h in res.history if "mask_churn" in h]
     row: dict[str, Any] = {"dataset": dataset, "method": method, "seed": seed,
                            "best_epoch": res.best_epoch, "wall_s": round(wall, 1),
-                           "epochs_run": len(res.history)}
+                           "epochs_run": len(res.history),
+                           "mask_churn": sum(churn) / len(churn) if churn else ""}
     for k in METRICS:
         row[f"test_{k}"] = res.final_test.summary[k]
         row[f"valid_{k}"] = res.final_valid.summary[k]
@@ -205,7 +207,8 @@ def write_report(out: Path, command: str) -> str:
             lines += ["Overrides for this dataset: " + ", ".join(
                 f"{k}={v}" for k, v in DATASET_OVERRIDES[ds].items()), ""]
         lines += ["| method | seeds | MRR | Hits@1 | Hits@3 | Hits@10 | teacher MRR, same run |"
-                  " wall (s) | best epoch |", "|---|---|---|---|---|---|---|---|---|"]
+                  " mask churn / epoch | wall (s) | best epoch |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for method in METHODS:
             rs = [r for r in runs if r["dataset"] == ds and r["method"] == method]
             if not rs:
@@ -213,6 +216,8 @@ def write_report(out: Path, command: str) -> str:
             cells = [_fmt([float(r[f"test_{k}"]) for r in rs]) for k in METRICS]
             cells.append(_fmt([float(r["teacher_test_mrr"]) for r in rs])
                          if METHODS[method].get("mode") in ("metasd", "oneshot") else "")
+            churns = [float(r["mask_churn"]) for r in rs if r.get("mask_churn")]
+            cells.append(f"{sum(churns) / len(churns):.4f}" if churns else "")
             wall = f"{sum(float(r['wall_s']) for r in rs) / len(rs):.0f}"
             be = ",".join(r["best_epoch"] for r in rs)
             lines.append(f"| {method} | {len(rs)} | " + " | ".join(cells) + f" | {wall} | {be} |")
@@ -220,14 +225,14 @@ def write_report(out: Path, command: str) -> str:
                 cells = [_fmt([float(r[f"oneshot_nofinetune_test_{k}"]) for r in rs])
                          for k in METRICS]
                 lines.append(f"| {method} (no fine-tune) | {len(rs)} | " + " | ".join(cells)
-                             + " | | | |")
+                             + " | | | | |")
         teach = [float(r["test_mrr"]) for r in runs
                  if r["dataset"] == ds and r["method"] == "teacher"]
         if teach:
             t = sum(teach) / len(teach)
             lines += ["", "Student / teacher MRR ratio (target >= 0.9): " + ", ".join(
                 f"{m}: {sum(v) / len(v) / t:.3f}" for m in METHODS
-                if m.startswith(("metasd", "nometa", "dense", "oneshot"))
+                if METHODS[m].get("mode") != "teacher"
                 for v in [[float(r['test_mrr']) for r in runs
                            if r['dataset'] == ds and r['method'] == m]] if v)]
         bs = [b for b in buckets if b["dataset"] == ds and b["bucket"] not in ("micro", "macro")]
