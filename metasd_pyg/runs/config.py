@@ -150,13 +150,15 @@ class RunConfig:
         flag_values: Mapping[str, Any] | None = None,
         *,
         file_name: str = "config file",
+        preset: str | None = None,
     ) -> RunConfig:
-        """Resolve defaults < quick-start profile < file < flags into a config.
+        """Resolve defaults < quick-start profile < preset < file < flags into a config.
 
         Args:
             file_values: Flat values read from a configuration file.
             flag_values: Flat values given on the command line (strings are coerced).
             file_name: Names the file in error messages.
+            preset: A named preset (:mod:`metasd_pyg.training.presets`).
 
         Raises:
             ConfigError: Unknown option, bad value, or invalid combination (one line).
@@ -170,6 +172,10 @@ class RunConfig:
         base: dict[str, Any] = {}
         if run.dataset.strip().lower() == "synthetic":
             base.update(QUICKSTART)
+        if preset is not None:
+            from metasd_pyg.training.presets import preset_values
+
+            base.update(preset_values(preset))
         # Coerce each source separately so the error names where the bad value came from.
         types_ = {o.key: o.type for o in MetaSDConfig.options()}
         merged = dict(base)

@@ -48,7 +48,7 @@ def test_every_train_flag_maps_to_exactly_one_section_field() -> None:
     flags = {a.dest: a for a in _train_parser()._actions
              if any(s.startswith("--") for s in a.option_strings)}
     cli_only = {"help", "json", "quiet", "verbose", "debug", "config", "overwrite", "resume",
-                "print_config"}
+                "print_config", "preset"}
     assert set(flags) - cli_only == set(owners)
     for key, action in flags.items():
         if key in cli_only:
@@ -178,3 +178,16 @@ def test_section_subclasses_are_frozen_values() -> None:
         assert isinstance(inst, Section)
         with pytest.raises(AttributeError):
             inst.__setattr__(section.options()[0].name, None)
+
+
+def test_presets_resolve_below_the_file_and_the_flags() -> None:
+    from metasd_pyg.runs.config import RunConfig
+
+    cfg = MetaSDConfig.from_preset("paper", epochs=5)
+    assert (cfg.pruning.strategy, cfg.meta.every, cfg.distill.student_weight) == ("global", 1, 1.0)
+    assert cfg.loss.student_regularizer_weight is None and cfg.trainer.epochs == 5
+    run = RunConfig.resolve({"dataset": "umls", "meta_every": 3}, {"lr": "0.2"}, preset="paper")
+    assert (run.train.meta.every, run.train.optim.lr, run.train.pruning.strategy) == \
+        (3, 0.2, "global")
+    with pytest.raises(ConfigError, match="unknown preset 'papr'"):
+        MetaSDConfig.from_preset("papr")

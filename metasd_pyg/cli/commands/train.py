@@ -56,6 +56,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                       help="replace an existing run folder")
     mode.add_argument("--resume", action="store_true",
                       help="continue the run in --out from its last checkpoint")
+    from metasd_pyg.training.presets import PRESETS
+
+    run.add_argument("--preset", choices=list(PRESETS), metavar="NAME",
+                     help="start from a named configuration (the file and the flags still "
+                     "override it): " + "; ".join(f"{p.name}: {p.description}"
+                                                   for p in PRESETS.values()))
     run.add_argument("--print-config", action="store_true",
                      help="print the resolved configuration and exit (no training)")
     add_dataclass_flags(run, RunOptions)
@@ -85,7 +91,8 @@ def resolve_config(args: argparse.Namespace) -> Any:
             raise ConfigError("--resume needs the run folder: give --out RUN")
         file_values = {**RunConfig.saved_values(out), **file_values}
         file_name = args.config or f"{out}/config.json"
-    return RunConfig.resolve(file_values, flags, file_name=file_name)
+    return RunConfig.resolve(file_values, flags, file_name=file_name,
+                             preset=getattr(args, "preset", None))
 
 
 def run_train(args: argparse.Namespace) -> dict[str, Any]:
