@@ -117,11 +117,13 @@ def _model(graph: KnowledgeGraph, config: MetaSDConfig, built: Built,
 
 
 def _trainer(graph: KnowledgeGraph, config: MetaSDConfig, built: Built, model: KGEModel,
-             objective: Any, parts: Sequence[Callback], **kw: Any) -> Trainer:
+             objective: Any, parts: Sequence[Callback], *, phase: str,
+             epochs: int | None = None) -> Trainer:
+    """A trainer over ``parts`` (then the user's callbacks) with a fresh main optimiser."""
     return Trainer(model, graph, objective, config.optim.build(model.parameters()),
                    config=config, parts=[*parts, *built.callbacks],
                    checkpoint_dir=built.checkpoint_dir, device=built.device,
-                   evaluator=built.evaluator, **kw)
+                   evaluator=built.evaluator, phase=phase, epochs=epochs)
 
 
 def teacher(graph: KnowledgeGraph, config: MetaSDConfig, built: Built) -> Run:
