@@ -67,10 +67,15 @@ class PruningConfig(Section):
             recomputation); see metasd_pyg.pruning.importance.
         random_fraction: Share of the kept budget chosen at random among the
             entries the strategy did not keep (breaks the prefix structure).
+        hysteresis: Nested strategies with a weight-based importance (magnitude,
+            product): the core units of the previous order (its first
+            round((1 - sparsity) d), the mean prefix) keep their place unless
+            another unit's importance exceeds theirs by this factor, so re-ranking
+            moves only units that clearly matter more; 0 = plain re-ranking.
     """
 
-    #: Runs saved before the cap existed ran uncapped.
-    ADDED_LATER: ClassVar[Mapping[str, Any]] = {"k_max_factor": None}
+    #: Runs saved before the cap (hysteresis) existed ran uncapped (without).
+    ADDED_LATER: ClassVar[Mapping[str, Any]] = {"k_max_factor": None, "hysteresis": 0.0}
 
     strategy: Strategy = "degree"
     sparsity: float = 0.9
@@ -81,9 +86,12 @@ class PruningConfig(Section):
     relation_rule: RelationRule = "max"
     importance: Importance = DEFAULT_IMPORTANCE
     random_fraction: float = 0.0
+    hysteresis: float = 0.0
 
     def validate(self) -> None:
         check(0.0 <= self.sparsity < 1.0, f"sparsity={self.sparsity}: must be in [0, 1)")
+        check(0.0 <= self.hysteresis < math.inf,
+              f"hysteresis={self.hysteresis}: must be a finite number >= 0")
         check(math.isfinite(self.alpha), f"alpha={self.alpha}: must be finite")
         check(self.k_min >= 0, f"k_min={self.k_min}: must be >= 0")
         check(self.k_max is None or self.k_max >= max(self.k_min, 1),

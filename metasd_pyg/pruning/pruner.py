@@ -81,6 +81,8 @@ class Pruner:
             :data:`~metasd_pyg.pruning.importance.IMPORTANCES`.
         relation_rule: Relation rows of the nested strategies, one of
             :data:`~metasd_pyg.pruning.config.RELATION_RULES` (see the module docstring).
+        hysteresis: Keep the previous order's core units in place unless another
+            unit is this factor more important (weight-based importances only).
         seed: Seed of the random component.
     """
 
@@ -96,6 +98,7 @@ class Pruner:
         random_fraction: float = 0.0,
         importance: str = DEFAULT_IMPORTANCE,
         relation_rule: str = "max",
+        hysteresis: float = 0.0,
         seed: int = 0,
     ) -> None:
         config = PruningConfig(
@@ -103,7 +106,7 @@ class Pruner:
             k_min=int(k_min), k_max=k_max,
             k_max_factor=None if k_max_factor is None else float(k_max_factor),
             relation_rule=relation_rule, importance=importance,  # type: ignore[arg-type]
-            random_fraction=float(random_fraction))
+            random_fraction=float(random_fraction), hysteresis=float(hysteresis))
         self._config = config
         self.strategy = config.strategy
         self.sparsity = config.sparsity
@@ -114,7 +117,11 @@ class Pruner:
         self.random_fraction = config.random_fraction
         self.importance = config.importance
         self.relation_rule = config.relation_rule
+        self.hysteresis = config.hysteresis
         self.seed = int(seed)
+        #: Unit order of the previous nested computation (what ``hysteresis`` keeps
+        #: in place); checkpointed by :class:`~metasd_pyg.training.DynamicPruning`.
+        self.prior_order: Tensor | None = None
         #: Nested structure of the last :meth:`compute` of a nested strategy
         #: without random component (else ``None``).
         self.last_nested: NestedMasks | None = None
@@ -133,6 +140,19 @@ class Pruner:
     def config(self) -> PruningConfig:
         """The section this pruner computes masks with."""
         return self._config
+
+    def state_dict(self) -> dict[str, Tensor]:
+        """What later computations depend on (the previous unit order), for checkpoints."""
+        return {} if self.prior_order is None else {"prior_order": self.prior_order}
+
+    def load_state_dict(self, state: Mapping[str, Tensor]) -> None:
+        """Restore :meth:`state_dict`.
+
+        Args:
+            state: Name -> tensor.
+        """
+        order = state.get("prior_order")
+        self.prior_order = None if order is None else order.detach().cpu().long()
 
     def __repr__(self) -> str:
         return (
@@ -270,7 +290,15 @@ class Pruner:
             k_min, k_max = 0, d
             deg = torch.zeros(E, dtype=torch.float64, device=device)
             value = torch.ones(E, dtype=torch.float64, device=device)
-        order = unit_order(unit_importance(layout, tables, self.importance))
+        importance = unit_importance(layout, tables, self.importance)
+        prior = self.prior_order
+        if self.hysteresis > 0 and self.importance != "index" and prior is not None \
+                and prior.numel() == d:
+            core = prior[: max(1, round((1.0 - sparsity) * d))].to(importance.device)
+            importance = importance.clone()
+            importance[core] *= 1.0 + self.hysteresis
+        order = unit_order(importance)
+        self.prior_order = order.detach().cpu()
         if not rows * k_min <= budget <= rows * k_max:
             lo = c * (rows * k_min + fixed) / layout.total
             hi = c * (rows * k_max + fixed) / layout.total

@@ -112,6 +112,17 @@ class DynamicPruning(Callback):
         if s < trainer.steps_per_epoch and self.schedule.due(ctx.epoch, s):
             self.recompute(trainer, ctx.epoch, s)
 
+    def state_dict(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """The pruner's own state, if it has one (e.g. the previous unit order)."""
+        state = getattr(self.pruner, "state_dict", None)
+        return (dict(state()) if callable(state) else {}), {}
+
+    def load_state_dict(self, tensors: dict[str, Tensor], state: dict[str, Any]) -> None:
+        """Restore the pruner's state."""
+        load = getattr(self.pruner, "load_state_dict", None)
+        if callable(load):
+            load(tensors)
+
     def on_epoch_end(self, trainer: Trainer, epoch: int, logs: dict[str, Any]) -> None:
         """Record the epoch's churn (mean over recomputes); the trainer records the sparsity."""
         if self._churns:

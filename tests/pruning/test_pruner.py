@@ -290,3 +290,32 @@ def test_index_importance_keeps_a_fixed_order_whatever_the_weights(strategy):
     assert mask_churn(first, moved) > 0
     rank_order = Pruner(strategy, 0.8, importance="magnitude").compute_nested(model, deg).order
     assert set(rank_order[:4].tolist()) == {8, 9, 10, 11}
+
+
+def test_hysteresis_keeps_the_core_units_unless_another_is_clearly_more_important():
+    torch.manual_seed(0)
+    model = build_model("distmult", 30, 3, 10)
+    degree = torch.arange(30)
+    with torch.no_grad():  # unit j has mass ~ (j + 1): the order is 9, 8, ..., 0
+        for p in model.parameters():
+            p.copy_(torch.ones_like(p) * torch.arange(1, 11, dtype=p.dtype))
+    plain = Pruner("degree", 0.7, importance="magnitude")
+    sticky = Pruner("degree", 0.7, importance="magnitude", hysteresis=0.5)
+    for pr in (plain, sticky):
+        pr.compute(model, degree=degree)
+    core = sticky.prior_order[:3].tolist()
+    assert core == [9, 8, 7]
+    with torch.no_grad():  # unit 6 now a little heavier than unit 7, unit 0 far heavier
+        for p in model.parameters():
+            p[:, 6] = 8.5
+            p[:, 0] = 30.0
+    plain.compute(model, degree=degree)
+    sticky.compute(model, degree=degree)
+    assert plain.prior_order[:4].tolist() == [0, 9, 8, 6]   # plain re-ranking follows mass
+    assert sticky.prior_order[:4].tolist() == [0, 9, 8, 7]  # 7 keeps its place against 6
+    state = sticky.state_dict()
+    again = Pruner("degree", 0.7, importance="magnitude", hysteresis=0.5)
+    again.load_state_dict(state)
+    assert torch.equal(again.prior_order, sticky.prior_order)
+    with pytest.raises(ConfigError, match="hysteresis"):
+        Pruner("degree", 0.7, hysteresis=-1)

@@ -298,3 +298,17 @@ def test_resume_refuses_a_changed_option_and_reads_older_checkpoints(tmp_path: P
     res = _trainer(cfg.replace(epochs=3, k_max_factor=None), checkpoint_dir=tmp_path).fit(
         resume=True)
     assert res.history[-1]["epoch"] == 3
+
+
+def test_resume_keeps_the_hysteresis_order(tmp_path: Path) -> None:
+    cfg = _cfg(epochs=5, meta=False, importance="magnitude", hysteresis=1e6, lr=0.5)
+    full = _trainer(cfg, checkpoint_dir=tmp_path / "a")
+    res_full = full.fit()
+    cut = _trainer(cfg, checkpoint_dir=tmp_path / "b", callbacks=[_Interrupt(2)])
+    with pytest.raises(KeyboardInterrupt):
+        cut.fit()
+    resumed = _trainer(cfg, checkpoint_dir=tmp_path / "b")
+    res = resumed.fit(resume=True)
+    assert [h["loss"] for h in res.history] == [h["loss"] for h in res_full.history]
+    for n, m in full.masks.items():
+        assert torch.equal(m, resumed.masks[n])
