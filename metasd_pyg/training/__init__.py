@@ -41,7 +41,9 @@ from metasd_pyg.training.objective import (
     MaskedObjective,
     MutualObjective,
     Objective,
+    StudentLoss,
 )
+from metasd_pyg.training.presets import PRESETS, Preset
 from metasd_pyg.training.optim import OPTIMIZERS, OptimConfig, make_optimizer
 from metasd_pyg.training.recipes import Built, OneShot, PruneOnce, compose, same_nnz_dim
 from metasd_pyg.training.result import TrainResult
@@ -54,6 +56,7 @@ __all__ = [
     "MODES",
     "OPTIMIZERS",
     "PAPER_FB15K237",
+    "PRESETS",
     "REGULARIZERS",
     "ROLES",
     "Built",
@@ -73,11 +76,13 @@ __all__ = [
     "Objective",
     "OneShot",
     "OptimConfig",
+    "Preset",
     "PruneOnce",
     "RecipeConfig",
     "Role",
     "RuntimeConfig",
     "StepContext",
+    "StudentLoss",
     "TrainResult",
     "Trainer",
     "TrainerConfig",
