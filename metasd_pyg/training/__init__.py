@@ -43,8 +43,8 @@ from metasd_pyg.training.objective import (
     Objective,
     StudentLoss,
 )
-from metasd_pyg.training.presets import PRESETS, Preset
 from metasd_pyg.training.optim import OPTIMIZERS, OptimConfig, make_optimizer
+from metasd_pyg.training.presets import PRESETS, Preset
 from metasd_pyg.training.recipes import Built, OneShot, PruneOnce, compose, same_nnz_dim
 from metasd_pyg.training.result import TrainResult
 from metasd_pyg.training.runtime import RuntimeConfig, resolve_device
