@@ -92,17 +92,22 @@ class _Interrupt(Callback):
             raise KeyboardInterrupt
 
 
-@pytest.mark.parametrize("optimizer", ["adagrad", "adam"])
-def test_resume_continues_the_same_trajectory(tmp_path: Path, optimizer: str) -> None:
-    cfg = _cfg(optimizer=optimizer, meta_optimizer=optimizer, epochs=5)
+def _full_and_resumed(cfg: MetaSDConfig, tmp_path: Path) -> tuple[Any, Any, Any, Any]:
+    """``(full, its result, resumed, its result)``: one uninterrupted run, and one cut
+    after its epoch-2 checkpoint and resumed."""
     full = _trainer(cfg, checkpoint_dir=tmp_path / "a")
     res_full = full.fit()
-
     cut = _trainer(cfg, checkpoint_dir=tmp_path / "b", callbacks=[_Interrupt(2)])
     with pytest.raises(KeyboardInterrupt):
         cut.fit()
     resumed = _trainer(cfg, checkpoint_dir=tmp_path / "b")
-    res = resumed.fit(resume=True)
+    return full, res_full, resumed, resumed.fit(resume=True)
+
+
+@pytest.mark.parametrize("optimizer", ["adagrad", "adam"])
+def test_resume_continues_the_same_trajectory(tmp_path: Path, optimizer: str) -> None:
+    cfg = _cfg(optimizer=optimizer, meta_optimizer=optimizer, epochs=5)
+    full, res_full, resumed, res = _full_and_resumed(cfg, tmp_path)
 
     for (n, p), q in zip(full.model.named_parameters(), resumed.model.parameters()):
         assert torch.equal(p, q), n
@@ -302,13 +307,7 @@ def test_resume_refuses_a_changed_option_and_reads_older_checkpoints(tmp_path: P
 
 def test_resume_keeps_the_hysteresis_order(tmp_path: Path) -> None:
     cfg = _cfg(epochs=5, meta=False, importance="magnitude", hysteresis=1e6, lr=0.5)
-    full = _trainer(cfg, checkpoint_dir=tmp_path / "a")
-    res_full = full.fit()
-    cut = _trainer(cfg, checkpoint_dir=tmp_path / "b", callbacks=[_Interrupt(2)])
-    with pytest.raises(KeyboardInterrupt):
-        cut.fit()
-    resumed = _trainer(cfg, checkpoint_dir=tmp_path / "b")
-    res = resumed.fit(resume=True)
+    full, res_full, resumed, res = _full_and_resumed(cfg, tmp_path)
     assert [h["loss"] for h in res.history] == [h["loss"] for h in res_full.history]
     for n, m in full.masks.items():
         assert torch.equal(m, resumed.masks[n])
