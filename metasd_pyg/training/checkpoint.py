@@ -74,14 +74,16 @@ def has_checkpoint(directory: str | os.PathLike[str]) -> bool:
     return (Path(directory) / CHECKPOINT_JSON).is_file()
 
 
-def load_checkpoint(directory: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str, Any]]:
-    """Read the committed checkpoint of ``directory`` as ``(tensors, state)`` (CPU tensors).
+def checkpoint_json(directory: str | os.PathLike[str]) -> dict[str, Any]:
+    """The JSON state of the committed checkpoint of ``directory`` (no tensors read).
 
     Args:
         directory: Checkpoint folder.
+
+    Raises:
+        RunFolderError: No checkpoint, or a corrupt or unsupported JSON file.
     """
-    folder = Path(directory)
-    path = folder / CHECKPOINT_JSON
+    path = Path(directory) / CHECKPOINT_JSON
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
@@ -91,6 +93,17 @@ def load_checkpoint(directory: str | os.PathLike[str]) -> tuple[dict[str, Tensor
             from exc
     if doc.get("format") != FORMAT_VERSION:
         raise RunFolderError(f"{path}: unsupported checkpoint format {doc.get('format')!r}")
+    return dict(doc)
+
+
+def load_checkpoint(directory: str | os.PathLike[str]) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Read the committed checkpoint of ``directory`` as ``(tensors, state)`` (CPU tensors).
+
+    Args:
+        directory: Checkpoint folder.
+    """
+    folder = Path(directory)
+    doc = checkpoint_json(folder)
     tensor_path = folder / doc["tensors"]
     if not tensor_path.is_file():
         raise RunFolderError(f"{tensor_path}: tensor file of the checkpoint is missing")

@@ -39,7 +39,7 @@ from torch_geometric.nn.kge import KGEModel
 from metasd_pyg.data.graph import KnowledgeGraph
 from metasd_pyg.models.config import ModelConfig
 from metasd_pyg.training.callbacks import Callback
-from metasd_pyg.training.checkpoint import TrainingState, has_checkpoint
+from metasd_pyg.training.checkpoint import checkpoint_json, has_checkpoint
 from metasd_pyg.training.config import MetaSDConfig
 from metasd_pyg.training.dynamic import DynamicPruning, MaskComputer, Schedule
 from metasd_pyg.training.meta import MetaStep
@@ -269,7 +269,7 @@ class OneShot:
         """
         folder = self.built.checkpoint_dir
         finetuning = (resume and folder is not None and has_checkpoint(folder)
-                      and "oneshot_valid" in TrainingState.read(folder).progress["extra"])
+                      and "oneshot_valid" in checkpoint_json(folder)["state"].get("extra", {}))
         self.finetune = self._finetune_trainer()
         if finetuning:
             return self.finetune.fit(resume=True)
