@@ -311,3 +311,16 @@ def test_resume_keeps_the_hysteresis_order(tmp_path: Path) -> None:
     assert [h["loss"] for h in res.history] == [h["loss"] for h in res_full.history]
     for n, m in full.masks.items():
         assert torch.equal(m, resumed.masks[n])
+
+
+def test_oneshot_resumes_inside_fine_tuning(tmp_path: Path) -> None:
+    """A checkpoint of the fine-tuning phase resumes there (not in the teacher phase)."""
+    cfg = _cfg(mode="oneshot", strategy="global", epochs=2, finetune_epochs=3, eval_every=1)
+    res_full = _trainer(cfg, checkpoint_dir=tmp_path / "a").fit()
+    cut = _trainer(cfg, checkpoint_dir=tmp_path / "b", callbacks=[_Interrupt(3)])
+    with pytest.raises(KeyboardInterrupt):
+        cut.fit()
+    res = _trainer(cfg, checkpoint_dir=tmp_path / "b").fit(resume=True)
+    assert [h["phase"] for h in res.history] == ["teacher"] * 2 + ["finetune"] * 3
+    assert [h["loss"] for h in res.history] == [h["loss"] for h in res_full.history]
+    assert res.student_test.summary["mrr"] == res_full.student_test.summary["mrr"]
