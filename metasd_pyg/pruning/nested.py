@@ -156,6 +156,28 @@ class NestedMasks:
                 out[name] = mask if j == 0 else mask.clone()
         return out
 
+    def row_masks(self, rows: Tensor, entity_tables: tuple[str, ...]) -> Masks:
+        """The masks of rows ``rows`` of the entity tables (other tables whole).
+
+        Row ``i`` keeps ``order[:k[i]]``: one comparison of the unit ranks
+        with the gathered prefix lengths, ``O(len(rows) * d)``; equal to
+        ``to_masks()[name][rows]`` without building the full masks.
+
+        Args:
+            rows: ``[U]`` entity ids.
+            entity_tables: Names of the tables indexed by entity.
+        """
+        rank = self.rank()
+        out: Masks = {}
+        for group, k in self.k.items():
+            names = self.tables[group]
+            if any(n in entity_tables for n in names):
+                k = k.index_select(0, rows)
+            mask = rank[None, :] < k[:, None]
+            for name in names:
+                out[name] = mask
+        return out
+
     def offsets(self, group: str) -> Tensor:
         """``[rows + 1]`` start of each row's values in the packed arrays."""
         k = self.k[group]

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 from torch_geometric.nn.kge import KGEModel
 
-from metasd_pyg.pruning import mask_churn, mask_density
+from metasd_pyg.pruning import NestedMasks, mask_churn, mask_density
 from metasd_pyg.training.callbacks import Callback, StepContext
 
 if TYPE_CHECKING:
@@ -83,7 +83,13 @@ class DynamicPruning(Callback):
             new = self.pruner.compute(trainer.model, degree=self.degree, sparsity=sparsity)
         new = {k: v.to(device=trainer.device, dtype=torch.bool) for k, v in new.items()}
         old = trainer.masks
-        trainer.masks = new
+        # nested masks: keep their structure too (row masks from the prefix lengths)
+        nested = getattr(self.pruner, "last_nested", None)
+        if nested is not None:
+            nested = NestedMasks(nested.order.to(trainer.device),
+                                 {g: k.to(trainer.device) for g, k in nested.k.items()},
+                                 nested.tables)
+        trainer.set_masks(new, nested)
         if old is None:
             log.info("masks computed: sparsity %.4f", 1.0 - mask_density(new))
             return None

@@ -146,6 +146,7 @@ def meta_gradient(
     student_logits: Tensor | None = None,
     retain_graph: bool = False,
     units: Tensor | None = None,
+    weights: Mapping[str, Tensor] | None = None,
 ) -> tuple[dict[str, Tensor], Tensor]:
     r"""Meta-gradient of the quiz loss of the one-step virtual student w.r.t. the teacher.
 
@@ -176,6 +177,10 @@ def meta_gradient(
             The logits are the same either way; fewer columns are cheaper.
         retain_graph: Keep the graph of the forwards (the trainer still
             needs it for the mutual step's backward pass).
+        weights: The teacher's tables :math:`\theta` by name, overriding the
+            model's parameters (the row-wise engine's gathered rows, with ids
+            of ``batch``, ``quiz_batch`` and the candidates into them); the
+            meta-gradient is w.r.t. these tensors.
 
     Returns:
         ``(grads, quiz_loss)``: gradient per parameter name (zeros where the
@@ -184,13 +189,14 @@ def meta_gradient(
     if path not in META_PATHS:
         known = ", ".join(META_PATHS)
         raise ConfigError(f"unknown meta path {path!r}; expected one of {known}")
-    params = dict(model.named_parameters())
+    params: dict[str, Tensor] = {**dict(model.named_parameters()), **(weights or {})}
     if target is None:
         target = batch[:, 2]
     if quiz_target is None:
         quiz_target = quiz_batch[:, 2]
     if teacher_logits is None:
-        teacher_logits = tail_logits(model, batch, None, candidates, twice_differentiable=True)
+        teacher_logits = tail_logits(model, batch, weights, candidates,
+                                     twice_differentiable=True)
     if student_leaves is None:
         student_leaves = leaf_copies(params)
         student_logits = None
@@ -349,7 +355,7 @@ class MetaStep(Callback):
                               "MutualObjective (mode metasd)")
         if self.optimizer is None:
             self.optimizer = make_optimizer(self._config.optimizer, trainer.model.parameters(),
-                                            self._config.lr)
+                                            self._config.lr, sparse=trainer.engine.sparse)
         if self.generator is None:
             seed = trainer.config.trainer.seed + QUIZ_SEED_OFFSET + 1
             self.generator = torch.Generator().manual_seed(seed)
@@ -368,14 +374,23 @@ class MetaStep(Callback):
             quiz_cand, quiz_target = trainer.objective.candidates(
                 quiz, trainer.graph.num_entities, self.generator)
         m = cfg.batch_size
+        # the tables of the batch slice, the quiz batch and their candidates
+        # (the gathered rows with the row-wise engine, whole tables otherwise)
+        view, quiz_view = trainer.engine.view(trainer, [ctx.batch[:m], quiz],
+                                              [ctx.candidates, quiz_cand],
+                                              [ctx.target[:m], quiz_target])
+        assert view.masks is not None
         grads, lq = meta_gradient(
-            trainer.model, ctx.batch[:m], quiz, trainer.masks,
+            trainer.model, view.batch, quiz_view.batch, view.masks,
             path=cfg.path, virtual_lr=cfg.virtual_lr,
             student=trainer.objective.student_loss(),  # type: ignore[attr-defined]
-            candidates=ctx.candidates, target=ctx.target[:m],
-            quiz_candidates=quiz_cand, quiz_target=quiz_target, units=trainer.units,
+            candidates=view.candidates, target=view.target,
+            quiz_candidates=quiz_view.candidates, quiz_target=quiz_view.target,
+            units=view.units,
+            weights=view.weights,
         )
-        ctx.add_update(self.optimizer, grads)
+        ctx.add_update(self.optimizer,
+                       view.parameter_grads(grads, dict(trainer.model.named_parameters())))
         ctx.logs["quiz_loss"] = float(lq)
 
     def state_dict(self) -> tuple[dict[str, Tensor], dict[str, Any]]:

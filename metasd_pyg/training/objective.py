@@ -49,9 +49,10 @@ from metasd_pyg.training.losses import (
     sample_candidates,
     tail_logits,
 )
-from metasd_pyg.training.views import compact_view, student_weights
+from metasd_pyg.training.views import compact_view
 
 if TYPE_CHECKING:
+    from metasd_pyg.training.engine import TableView
     from metasd_pyg.training.trainer import Trainer
 
 #: Training losses over entities.
@@ -299,7 +300,7 @@ class Objective:
             return sample_candidates(batch, num_entities, self.loss.num_negatives, generator)
         return None, batch[:, 2]
 
-    def aux(self, trainer: Trainer, batch: Tensor, weights: dict[str, Tensor] | None,
+    def aux(self, trainer: Trainer, batch: Tensor, weights: Mapping[str, Tensor] | None,
             lam: float) -> Tensor:
         """Regulariser (weight ``lam``) and relation-prediction loss of one view.
 
@@ -315,15 +316,14 @@ class Objective:
                                                                            weights)
         return out
 
-    def __call__(self, trainer: Trainer, batch: Tensor, candidates: Tensor | None,
-                 target: Tensor) -> StepOutput:
+    def __call__(self, trainer: Trainer, view: TableView) -> StepOutput:
         """The loss and logits of one batch.
 
         Args:
-            trainer: The trainer (model, masks, step counters).
-            batch: ``[B, 3]`` rows of the reciprocal stream.
-            candidates: Shared candidates (sampled loss) or ``None`` (1-N).
-            target: ``[B]`` answer columns.
+            trainer: The trainer (model, step counters).
+            view: The step's batch, candidates, answer columns, tables and
+                masks (:class:`~metasd_pyg.training.engine.TableView`: whole
+                tables or the gathered rows).
         """
         raise NotImplementedError
 
@@ -331,11 +331,10 @@ class Objective:
 class DenseObjective(Objective):
     """One dense model: cross-entropy, regulariser, relation prediction."""
 
-    def __call__(self, trainer: Trainer, batch: Tensor, candidates: Tensor | None,
-                 target: Tensor) -> StepOutput:
-        z = tail_logits(trainer.model, batch, None, candidates)
-        loss = entity_cross_entropy(z, target) + self.aux(trainer, batch, None,
-                                                          self.loss.regularizer_weight)
+    def __call__(self, trainer: Trainer, view: TableView) -> StepOutput:
+        z = tail_logits(trainer.model, view.batch, view.weights, view.candidates)
+        loss = entity_cross_entropy(z, view.target) + self.aux(
+            trainer, view.batch, view.weights, self.loss.regularizer_weight)
         return StepOutput(loss, z, None)
 
 
@@ -344,13 +343,12 @@ class MaskedObjective(Objective):
 
     uses_student = True
 
-    def __call__(self, trainer: Trainer, batch: Tensor, candidates: Tensor | None,
-                 target: Tensor) -> StepOutput:
-        assert trainer.masks is not None, "MaskedObjective needs the trainer's masks"
-        view = student_weights(dict(trainer.model.named_parameters()), trainer.masks)
-        z = tail_logits(trainer.model, batch, view, candidates)
-        loss = entity_cross_entropy(z, target) + self.aux(trainer, batch, view,
-                                                          self.loss.regularizer_weight)
+    def __call__(self, trainer: Trainer, view: TableView) -> StepOutput:
+        assert view.masks is not None, "MaskedObjective needs the trainer's masks"
+        student = view.student()
+        z = tail_logits(trainer.model, view.batch, student, view.candidates)
+        loss = entity_cross_entropy(z, view.target) + self.aux(
+            trainer, view.batch, student, self.loss.regularizer_weight)
         return StepOutput(loss, z, z)
 
 
@@ -394,13 +392,13 @@ class MutualObjective(Objective):
                            regularizer_weight=lo.student_lambda,
                            relation_weight=lo.relation_weight)
 
-    def __call__(self, trainer: Trainer, batch: Tensor, candidates: Tensor | None,
-                 target: Tensor) -> StepOutput:
-        assert trainer.masks is not None, "MutualObjective needs the trainer's masks"
+    def __call__(self, trainer: Trainer, view: TableView) -> StepOutput:
+        assert view.masks is not None, "MutualObjective needs the trainer's masks"
         d, student = self.distill, self.student_loss()
-        view = student_weights(dict(trainer.model.named_parameters()), trainer.masks)
-        z_t = tail_logits(trainer.model, batch, None, candidates)
-        z_s = tail_logits(trainer.model, batch, compact_view(view, trainer.masks, trainer.units),
+        batch, candidates, target = view.batch, view.candidates, view.target
+        masked = view.student()
+        z_t = tail_logits(trainer.model, batch, view.weights, candidates)
+        z_s = tail_logits(trainer.model, batch, compact_view(masked, view.masks, view.units),
                           candidates)
         # CE and distillation of both views, fused (closed-form gradients; see losses.py)
         weights = MutualWeights(
@@ -409,6 +407,6 @@ class MutualObjective(Objective):
             student_scale=student.distill_scale, teacher_weight=1.0,
             student_weight=student.weight)
         logit_loss = mutual_logit_loss(z_t, z_s, target, weights)
-        l_t = self.aux(trainer, batch, None, self.loss.regularizer_weight)
-        l_s = student.aux(trainer.model, batch, view)
+        l_t = self.aux(trainer, batch, view.weights, self.loss.regularizer_weight)
+        l_s = student.aux(trainer.model, batch, masked)
         return StepOutput(logit_loss + l_t + student.weight * l_s, z_t, z_s)

@@ -25,6 +25,9 @@ OptimizerName = Literal["adagrad", "adam"]
 OPTIMIZERS: tuple[str, ...] = typing.get_args(OptimizerName)
 _CLASSES: dict[str, type[torch.optim.Optimizer]] = {"adagrad": torch.optim.Adagrad,
                                                      "adam": torch.optim.Adam}
+#: The classes for sparse (row-wise) gradients.
+_SPARSE_CLASSES: dict[str, type[torch.optim.Optimizer]] = {"adagrad": torch.optim.Adagrad,
+                                                            "adam": torch.optim.SparseAdam}
 
 
 @dataclass(frozen=True)
@@ -42,22 +45,24 @@ class OptimConfig(Section):
     def validate(self) -> None:
         check(self.lr > 0, f"lr={self.lr}: must be > 0")
 
-    def build(self, params: Iterable[Tensor]) -> torch.optim.Optimizer:
+    def build(self, params: Iterable[Tensor], *, sparse: bool = False) -> torch.optim.Optimizer:
         """The optimiser of this section over ``params``.
 
         Args:
             params: Parameters to optimise.
+            sparse: The gradients are sparse (row-wise engine): adam becomes
+                :class:`torch.optim.SparseAdam`; Adagrad takes them as is.
         """
-        return make_optimizer(self.optimizer, params, self.lr)
+        return make_optimizer(self.optimizer, params, self.lr, sparse=sparse)
 
     @classmethod
     def of(cls, optimizer: torch.optim.Optimizer) -> OptimConfig:
         """The section of a built optimiser (its class and first group's learning rate).
 
         Args:
-            optimizer: An Adagrad or Adam optimiser.
+            optimizer: An Adagrad, Adam or SparseAdam optimiser.
         """
-        for name, klass in _CLASSES.items():
+        for name, klass in [*_CLASSES.items(), *_SPARSE_CLASSES.items()]:
             if type(optimizer) is klass:
                 return cls(optimizer=name,  # type: ignore[arg-type]
                            lr=float(optimizer.param_groups[0]["lr"]))
@@ -65,17 +70,21 @@ class OptimConfig(Section):
                           f"expected one of {', '.join(OPTIMIZERS)}")
 
 
-def make_optimizer(name: str, params: Iterable[Tensor], lr: float) -> torch.optim.Optimizer:
+def make_optimizer(name: str, params: Iterable[Tensor], lr: float, *,
+                   sparse: bool = False) -> torch.optim.Optimizer:
     """An optimiser by name.
 
     Args:
         name: ``"adagrad"`` or ``"adam"``.
         params: Parameters to optimise.
         lr: Learning rate.
+        sparse: For sparse (row-wise) gradients: ``"adam"`` is then
+            :class:`torch.optim.SparseAdam` (lazy Adam: only rows with a
+            gradient move and update their moments).
     """
     if lr < 0:
         raise ConfigError(f"learning rate must be >= 0, got {lr}")
-    klass = _CLASSES.get(name.lower())
+    klass = (_SPARSE_CLASSES if sparse else _CLASSES).get(name.lower())
     if klass is not None:
         return klass(params, lr=lr)  # type: ignore[call-arg]  # Adagrad and Adam take lr
     raise ConfigError(f"unknown optimizer {name!r}; expected one of {', '.join(OPTIMIZERS)}")

@@ -42,6 +42,7 @@ from metasd_pyg.training.callbacks import Callback
 from metasd_pyg.training.checkpoint import checkpoint_json, has_checkpoint
 from metasd_pyg.training.config import MetaSDConfig
 from metasd_pyg.training.dynamic import DynamicPruning, MaskComputer, Schedule
+from metasd_pyg.training.engine import engine_for
 from metasd_pyg.training.meta import MetaStep
 from metasd_pyg.training.objective import DenseObjective, MaskedObjective, MutualObjective
 from metasd_pyg.training.result import TrainResult
@@ -120,10 +121,12 @@ def _trainer(graph: KnowledgeGraph, config: MetaSDConfig, built: Built, model: K
              objective: Any, parts: Sequence[Callback], *, phase: str,
              epochs: int | None = None) -> Trainer:
     """A trainer over ``parts`` (then the user's callbacks) with a fresh main optimiser."""
-    return Trainer(model, graph, objective, config.optim.build(model.parameters()),
+    engine = engine_for(config)
+    return Trainer(model, graph, objective,
+                   config.optim.build(model.parameters(), sparse=engine.sparse),
                    config=config, parts=[*parts, *built.callbacks],
                    checkpoint_dir=built.checkpoint_dir, device=built.device,
-                   evaluator=built.evaluator, phase=phase, epochs=epochs)
+                   evaluator=built.evaluator, phase=phase, epochs=epochs, engine=engine)
 
 
 def teacher(graph: KnowledgeGraph, config: MetaSDConfig, built: Built) -> Run:

@@ -36,10 +36,12 @@ from tqdm.auto import tqdm
 
 from metasd_pyg.data.graph import KnowledgeGraph
 from metasd_pyg.errors import ConfigError
+from metasd_pyg.models.adapters import ENTITY_TABLES
 from metasd_pyg.models.config import ModelConfig
-from metasd_pyg.pruning import mask_density
+from metasd_pyg.pruning import NestedMasks, mask_density
 from metasd_pyg.training.callbacks import Callback, StepContext
 from metasd_pyg.training.checkpoint import TrainingState, has_checkpoint
+from metasd_pyg.training.engine import Engine, TableView, engine_for
 from metasd_pyg.training.objective import Objective
 from metasd_pyg.training.optim import OptimConfig
 from metasd_pyg.training.result import TrainResult
@@ -76,6 +78,8 @@ class Trainer:
         evaluator: Evaluation function (default :func:`metasd_pyg.evaluation.evaluate`).
         phase: Label of the trainer's epochs in the history and progress bar.
         epochs: Epoch count at which the loop ends (default ``config.trainer.epochs``).
+        engine: How steps see the tables (:mod:`metasd_pyg.training.engine`;
+            default: from the configuration, row-wise for ``loss="sampled"``).
     """
 
     def __init__(
@@ -92,6 +96,7 @@ class Trainer:
         evaluator: Evaluator | None = None,
         phase: str = "train",
         epochs: int | None = None,
+        engine: Engine | None = None,
     ) -> None:
         from metasd_pyg.training.config import MetaSDConfig
 
@@ -111,6 +116,9 @@ class Trainer:
         self.config: MetaSDConfig = base.with_sections(
             OptimConfig.of(optimizer), *objective.sections(),
             *(s for p in self.parts for s in p.sections()))
+        #: Whole tables or gathered rows per step.
+        self.engine: Engine = engine if engine is not None else engine_for(self.config)
+        self.engine.check_optimizer(optimizer)
         self.device = resolve_device(device if device is not None else base.runtime.device)
         if base.runtime.threads is not None:
             torch.set_num_threads(base.runtime.threads)
@@ -127,6 +135,8 @@ class Trainer:
         self.steps_per_epoch = split.steps(base.trainer.batch_size)
         self._masks: dict[str, Tensor] | None = None
         self.units: Tensor | None = None
+        #: Nested structure of the current masks, if they are nested (row masks from lengths).
+        self.nested: NestedMasks | None = None
         # Progress of the run (all checkpointed).
         self.epoch = 0
         self.global_step = 0
@@ -153,9 +163,38 @@ class Trainer:
     @masks.setter
     def masks(self, value: dict[str, Tensor] | None) -> None:
         self._masks = value
+        self.nested = None
         # columns the student's entity scores use (views.compact_view); None = all
         self.units = (active_units(self.model, value)
                       if value is not None and self.config.trainer.compact_student else None)
+
+    def set_masks(self, masks: dict[str, Tensor], nested: NestedMasks | None = None) -> None:
+        """Set :attr:`masks` and, for nested masks, their structure (order, prefix lengths).
+
+        Args:
+            masks: Parameter name -> bool mask (``True`` = kept).
+            nested: The same masks as a :class:`~metasd_pyg.pruning.nested.NestedMasks`
+                (the row-wise engine then builds row masks from the prefix lengths).
+        """
+        self.masks = masks
+        self.nested = nested
+
+    def row_masks(self, rows: Tensor) -> dict[str, Tensor] | None:
+        """The masks of entity rows ``rows`` (relation tables whole); ``None`` without masks.
+
+        From the prefix lengths when the masks are nested
+        (:meth:`~metasd_pyg.pruning.nested.NestedMasks.row_masks`), else rows
+        of the stored masks.
+
+        Args:
+            rows: ``[U]`` entity ids.
+        """
+        if self._masks is None:
+            return None
+        if self.nested is not None:
+            return self.nested.row_masks(rows, ENTITY_TABLES)
+        return {n: m.index_select(0, rows) if n in ENTITY_TABLES else m
+                for n, m in self._masks.items()}
 
     def student_weights(self) -> dict[str, Tensor] | None:
         """The student's (masked) parameters, detached; ``None`` without a student."""
@@ -187,12 +226,13 @@ class Trainer:
         if batch.dim() != 2 or batch.size(0) == 0 or batch.size(1) != 3:
             raise ValueError(f"train_step needs a non-empty [B, 3] batch, got {tuple(batch.shape)}")
         cand, target = self.objective.candidates(batch, self.graph.num_entities, self.generator)
-        out = self.objective(self, batch, cand, target)
+        view = self.engine.view(self, [batch], [cand], [target])[0]
+        out = self.objective(self, view)
         ctx = StepContext(self.epoch, self.global_step, batch, target, cand,
                           out.teacher_logits, out.student_logits, out.loss)
         for part in self.parts:
             part.on_step(self, ctx)
-        self._apply(out.loss, ctx.updates)
+        self._apply(out.loss, ctx.updates, view)
         for part in self.parts:
             part.on_step_end(self, ctx)
         logs = dict(ctx.logs)
@@ -201,20 +241,23 @@ class Trainer:
         return logs
 
     def _apply(self, loss: Tensor,
-               updates: list[tuple[torch.optim.Optimizer, dict[str, Tensor]]]) -> None:
+               updates: list[tuple[torch.optim.Optimizer, dict[str, Tensor]]],
+               view: TableView) -> None:
         """Backward of ``loss``, queued part updates, then the main optimiser step."""
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        self.engine.scatter(self, view)
         params = dict(self.model.named_parameters())
-        if updates:
-            main = {n: p.grad for n, p in params.items()}
-            for opt, grads in updates:
+        with self.engine.stepping():
+            if updates:
+                main = {n: p.grad for n, p in params.items()}
+                for opt, grads in updates:
+                    for n, p in params.items():
+                        p.grad = grads.get(n)
+                    opt.step()
                 for n, p in params.items():
-                    p.grad = grads.get(n)
-                opt.step()
-            for n, p in params.items():
-                p.grad = main[n]
-        self.optimizer.step()
+                    p.grad = main[n]
+            self.optimizer.step()
 
     # ------------------------------------------------------------ checkpoints
     def save_checkpoint(self) -> Path | None:

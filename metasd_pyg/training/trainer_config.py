@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 from metasd_pyg.sections import Section, check, option
 
@@ -23,7 +25,14 @@ class TrainerConfig(Section):
             cheaper matrix products when the masks leave whole columns empty
             (aligned, or nested with k_max). ComplEx and DistMult only; False
             scores on the full masked tables.
+        engine: auto (row-wise for loss=sampled, dense for 1-n), dense (whole
+            tables every step) or rows (only the rows a step touches: sparse
+            gradients and optimiser updates; needs loss=sampled). See
+            metasd_pyg.training.engine.
     """
+
+    #: Runs saved before the row-wise engine existed chose the engine by loss too.
+    ADDED_LATER: ClassVar[Mapping[str, Any]] = {"engine": "auto"}
 
     epochs: int = option(100, resumable=True)
     batch_size: int = 1000
@@ -31,6 +40,7 @@ class TrainerConfig(Section):
     checkpoint_every: int = 1
     seed: int = 0
     compact_student: bool = True
+    engine: Literal["auto", "dense", "rows"] = "auto"
 
     def validate(self) -> None:
         check(self.epochs >= 0, f"epochs={self.epochs}: must be >= 0")

@@ -134,7 +134,7 @@ def test_the_students_real_loss_is_the_shared_student_loss(student_distill: floa
     assert isinstance(obj, MutualObjective)
     batch = run.stream[:12]
     target = batch[:, 2]
-    out = obj(run, batch, None, target)
+    out = obj(run, run.engine.view(run, [batch], [None], [target])[0])
     model, masks = run.model, run.masks
     view = student_weights(dict(model.named_parameters()), masks)
     z_t, z_s = out.teacher_logits, out.student_logits

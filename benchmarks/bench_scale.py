@@ -1,0 +1,164 @@
+"""Per-step training cost as the graph grows: FB15k-237 vs ogbl-wikikg2-sized graphs.
+
+The work of a sampled step is the same on every graph (``--batch-size`` queries
+against their tails plus ``--negatives`` shared negatives); with the row-wise
+engine (:mod:`metasd_pyg.training.engine`) its time should not grow with the
+number of entities. For every graph and method the script builds the trainer
+(ComplEx, ``loss="sampled"``, Adagrad), takes a few warm-up steps, then times
+``--steps`` steps in interleaved blocks (``--block`` steps of each trainer per
+round, so that load from other processes hits all alike) and reports the
+median step time, its ratio to the first graph's, and the time of the step's
+score products alone (the ``[B, 2d] x [2d, C]`` products, forward and backward,
+of the teacher, and for MetaSD also of the student at its compact width, timed
+on random tensors of the same shapes): the step / products ratio is the
+engine's overhead over the arithmetic it cannot avoid.
+
+Example (the recorded run)::
+
+    python benchmarks/bench_scale.py --graphs fb15k-237 \\
+        synthetic:entities=250000,relations=535,triples=1600000 --steps 24 \\
+        --engines rows dense --out benchmarks/results/scale.md
+
+Graphs are dataset names or specs of :func:`metasd_pyg.data.load_dataset`
+(``ogbl-wikikg2`` with ``--root`` at a folder written by
+:func:`metasd_pyg.data.write_ogb_wikikg2` reads the ogb layout).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from metasd_pyg.data import load_dataset
+from metasd_pyg.training import MetaSDConfig, Trainer, compose
+
+
+def _methods(args: argparse.Namespace) -> dict[str, MetaSDConfig]:
+    base: dict[str, Any] = dict(model="complex", dim=args.dim, batch_size=args.batch_size,
+                                loss="sampled", num_negatives=args.negatives,
+                                optimizer="adagrad", lr=0.1, progress=False, device="cpu",
+                                threads=args.threads, eval_every=10**6)
+    out = {}
+    for engine in args.engines:
+        for mode in args.modes:
+            out[f"{mode} ({engine})"] = MetaSDConfig.flat(**base, mode=mode, engine=engine)
+    return out
+
+
+def _products(batch: int, width: int, cands: int, repeats: int = 5) -> float:
+    """Median seconds of one ``[B, w] x [w, C]`` score product, forward and backward."""
+    q = torch.randn(batch, width, requires_grad=True)
+    c = torch.randn(cands, width, requires_grad=True)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        (q @ c.t()).sum().backward()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--graphs", nargs="+", default=["fb15k-237"],
+                   help="datasets or synthetic specs; the first is the reference")
+    p.add_argument("--root", default=os.environ.get("METASD_DATA_ROOT", "../shared/datasets"))
+    p.add_argument("--modes", nargs="+", default=["teacher", "metasd"],
+                   choices=["teacher", "metasd", "dense_same_nnz"])
+    p.add_argument("--engines", nargs="+", default=["rows"], choices=["rows", "dense"])
+    p.add_argument("--dim", type=int, default=100)
+    p.add_argument("--batch-size", type=int, default=1000)
+    p.add_argument("--negatives", type=int, default=1024)
+    p.add_argument("--steps", type=int, default=24, help="timed steps per trainer")
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--block", type=int, default=4)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", default=None, help="Markdown file to write")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)
+
+    trainers: dict[tuple[str, str], Trainer] = {}
+    load_s: dict[str, float] = {}
+    for spec in args.graphs:
+        t0 = time.perf_counter()
+        graph = load_dataset(spec, root=args.root, progress=False)
+        load_s[spec] = time.perf_counter() - t0
+        for name, cfg in _methods(args).items():
+            tr = compose(graph, cfg)
+            assert isinstance(tr, Trainer)
+            tr.start()
+            trainers[(spec, name)] = tr
+        print(f"{spec}: {graph.num_entities:,} entities, {graph.train.size(0):,} train; "
+              f"loaded in {load_s[spec]:.1f} s; peak RSS {_rss_gb():.1f} GB", flush=True)
+
+    gen = torch.Generator().manual_seed(0)
+    times: dict[tuple[str, str], list[float]] = {k: [] for k in trainers}
+
+    def run(key: tuple[str, str], n: int, record: bool) -> None:
+        tr = trainers[key]
+        for _ in range(n):
+            idx = torch.randint(tr.stream.size(0), (args.batch_size,), generator=gen)
+            batch = tr.stream[idx]
+            t0 = time.perf_counter()
+            tr.train_step(batch)
+            if record:
+                times[key].append(time.perf_counter() - t0)
+
+    for key in trainers:
+        run(key, args.warmup, False)
+    for _ in range(max(1, args.steps // args.block)):
+        for key in trainers:
+            run(key, args.block, True)
+
+    B, C = args.batch_size, args.batch_size + args.negatives
+    teacher_products = _products(B, 2 * args.dim, C)
+    ref = args.graphs[0]
+    lines = ["# Training step cost as the graph grows (row-wise engine)", "",
+             f"ComplEx dim {args.dim}, batch {B}, loss=sampled with {args.negatives} shared "
+             f"negatives, Adagrad, {args.steps} timed steps per trainer (interleaved blocks of "
+             f"{args.block}), {args.threads} thread(s); score products of the teacher "
+             f"([{B}, {2 * args.dim}] x [{2 * args.dim}, ~{C}], forward + backward): "
+             f"{teacher_products * 1000:.1f} ms", "",
+             "| graph | entities | method | step median (s) | step mean (s) | vs first graph "
+             "(mean) | mean vs score products | steps/epoch | epoch (min) |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for (spec, name), tr in trainers.items():
+        med = statistics.median(times[(spec, name)])
+        mean = statistics.fmean(times[(spec, name)])
+        base = statistics.fmean(times[(ref, name)])
+        products = teacher_products
+        if tr.masks is not None and tr.units is not None:
+            products += _products(B, 2 * int(tr.units.numel()), C)
+        elif tr.masks is not None:
+            products *= 2
+        lines.append(f"| {spec} | {tr.graph.num_entities:,} | {name} | {med:.4f} | "
+                     f"{mean:.4f} | {mean / base:.2f}x | {mean / products:.2f}x | "
+                     f"{tr.steps_per_epoch:,} | {mean * tr.steps_per_epoch / 60:.1f} |")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, check=False).stdout.strip()
+    lines += ["", f"Peak RSS of the benchmark process: {_rss_gb():.1f} GB. Machine: "
+              f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; "
+              f"commit `{commit}`.", "", "Command: `python " + " ".join(sys.argv) + "`"]
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
