@@ -25,7 +25,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from metasd_pyg.errors import ConfigError
 from metasd_pyg.evaluation.buckets import BucketBy
@@ -65,7 +65,13 @@ class RunOptions(Section):
         bucket_by: Long-tail buckets of the final results: target, query,
             relation or category.
         bins: Bucket edges: log, log:B, quantile, quantile:Q, or comma-separated lower edges.
+        memory_limit: Refuse to start a run whose estimated peak memory
+            (metasd_pyg.training.memory) passes this many GB (default: 90% of
+            this machine's physical memory; 0 = no check).
     """
+
+    #: Runs saved before the memory check existed.
+    ADDED_LATER: ClassVar[Mapping[str, Any]] = {"memory_limit": None}
 
     dataset: str = "synthetic"
     data_root: str | None = option(None, resumable=True)
@@ -74,9 +80,21 @@ class RunOptions(Section):
     export_dtype: ExportDtype = option("fp32", resumable=True)
     bucket_by: BucketBy = option("target", resumable=True)
     bins: str = option("log", resumable=True)
+    memory_limit: float | None = option(None, resumable=True)
 
     def validate(self) -> None:
         check(bool(self.dataset.strip()), "dataset: must not be empty")
+        check(self.memory_limit is None or self.memory_limit >= 0,
+              f"memory_limit={self.memory_limit}: must be >= 0 GB (0 = no check)")
+
+    def memory_limit_bytes(self) -> int | None:
+        """The memory limit in bytes (``None``: no check)."""
+        from metasd_pyg.training.memory import physical_memory_bytes
+
+        if self.memory_limit is None:
+            phys = physical_memory_bytes()
+            return None if phys is None else int(0.9 * phys)
+        return None if self.memory_limit == 0 else int(self.memory_limit * 1e9)
 
 
 #: Options that may differ from the saved ones when a run is resumed: the

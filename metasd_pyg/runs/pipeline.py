@@ -52,6 +52,7 @@ from metasd_pyg.runs.summary import dataset_summary, size_summary
 from metasd_pyg.storage.folder import RunFolder
 from metasd_pyg.storage.jsonable import to_jsonable
 from metasd_pyg.training.checkpoint import check_resume as _check_resume
+from metasd_pyg.training.memory import MemoryEstimate
 from metasd_pyg.training.modes import roles_of
 
 if TYPE_CHECKING:
@@ -174,6 +175,7 @@ def train_run(
     # Fail fast, and leave nothing behind, on a bad folder or dataset.
     _check_target(out, config, overwrite=overwrite, resume=resume)
     graph = _load_graph(config) if graph is None else graph
+    memory = _check_memory(graph, config)
     run = _create_run(out, config, overwrite=overwrite, resume=resume, command=command)
     logger.info("%s: %s", run.path, graph)
     trainer, result = _train(run, graph, config, resume=resume)
@@ -186,7 +188,34 @@ def train_run(
     files = _report_and_complete(run, config, has_student=trainer.masks is not None,
                                  start=start)
     training = {**training, "wall_time": time.perf_counter() - start}
-    return _summary(run, graph, config, final, compression, training, files)
+    summary = _summary(run, graph, config, final, compression, training, files)
+    summary["memory"] = {"estimated_bytes": memory.peak_bytes, "peak_rss_bytes": peak_rss_bytes()}
+    return summary
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process so far (``ru_maxrss``; KiB on Linux)."""
+    import resource
+    import sys
+
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(rss if sys.platform == "darwin" else rss * 1024)
+
+
+def _check_memory(graph: KnowledgeGraph, config: RunConfig) -> MemoryEstimate:
+    """Estimate the run's peak memory, print it (with progress output) and refuse a run
+    above ``config.run.memory_limit`` before anything is written or allocated."""
+    import sys
+
+    from metasd_pyg.training.memory import estimate_memory
+
+    memory = estimate_memory(config.train, graph)
+    limit = config.run.memory_limit_bytes()
+    if config.train.runtime.progress:
+        stated = "no limit" if limit is None else f"limit {limit / 1e9:.2f} GB"
+        print(f"{memory.describe()}; {stated}", file=sys.stderr)
+    memory.check(limit, where="memory limit (memory_limit, --memory-limit)")
+    return memory
 
 
 @dataclass

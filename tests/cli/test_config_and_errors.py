@@ -72,6 +72,9 @@ def _bad(tmp_path):
         "datasets info": (["datasets", "info", "nope"], "unknown dataset"),
         "verify missing": (["datasets", "verify", tmp_path / "none"], "does not exist"),
         "k": (["predict", junk, "--head", "a", "--relation", "b", "--k", "x"], "--k"),
+        "memory limit": (["train", "--dataset", "synthetic:entities=300,triples=2000", "--out",
+                          tmp_path / "x", "--memory-limit", "0.05", "--no-progress"],
+                         "exceeds the memory limit"),
     }
 
 
@@ -79,7 +82,8 @@ CASES = ["bad value flag", "unknown flag", "no command", "unknown command", "inv
          "invalid choice", "missing config", "yaml syntax", "unknown key", "wrong type in file",
          "config suffix", "both flags", "unknown dataset", "foreign folder", "resume nothing",
          "evaluate missing", "report missing", "export not a run", "predict missing",
-         "predict junk", "predict no side", "datasets info", "verify missing", "k"]
+         "predict junk", "predict no side", "datasets info", "verify missing", "k",
+         "memory limit"]
 
 
 @pytest.mark.parametrize("case", CASES)
