@@ -179,6 +179,8 @@ def train_run(
     run = _create_run(out, config, overwrite=overwrite, resume=resume, command=command)
     logger.info("%s: %s", run.path, graph)
     trainer, result = _train(run, graph, config, resume=resume)
+    if not result.evaluated:  # max_steps ended a smoke run: no final evaluation
+        return _steps_only(run, graph, config, result, memory, start)
     final = _final_results(trainer, result, graph, config)
     _write_weights(run, trainer, graph, config, final.params)
     compression = _write_student(run, trainer, graph, config, final)
@@ -191,6 +193,24 @@ def train_run(
     summary = _summary(run, graph, config, final, compression, training, files)
     summary["memory"] = {"estimated_bytes": memory.peak_bytes, "peak_rss_bytes": peak_rss_bytes()}
     return summary
+
+
+def _steps_only(run: RunFolder, graph: KnowledgeGraph, config: RunConfig, result: TrainResult,
+                memory: MemoryEstimate, start: float) -> dict[str, Any]:
+    """Finish a run that ``max_steps`` stopped without ``final_eval``: its logs and
+    ``results.json`` (training and memory only), no evaluation, export or report."""
+    run.truncate_logs(after_epoch=-1)
+    for rec in result.history:
+        run.append_train_log(to_jsonable(rec))
+    training = _training_summary(result, start)
+    out = {"run": str(run.path), "dataset": graph.name, "mode": config.train.recipe.mode,
+           "models": {}, "compression": {}, "training": training,
+           "memory": {"estimated_bytes": memory.peak_bytes, "peak_rss_bytes": peak_rss_bytes()},
+           "files": {"run": str(run.path), "results": str(run.path / run.RESULTS)}}
+    run.write_results(to_jsonable({"dataset": dataset_summary(graph), "training": training,
+                                   "memory": out["memory"], "config": config.to_dict()}))
+    run.mark_complete(wall_time=time.perf_counter() - start)
+    return out
 
 
 def peak_rss_bytes() -> int:
@@ -430,6 +450,8 @@ def _training_summary(result: TrainResult, start: float) -> dict[str, Any]:
         "best_valid_mrr": result.best_valid_mrr,
         "epochs": len(result.history),
         "stopped_early": result.stopped_early,
+        "steps": result.steps,
+        "step_seconds_median": result.step_seconds_median,
         "train_wall_time": result.wall_time,
         "wall_time": time.perf_counter() - start,
     }

@@ -30,6 +30,10 @@ class TrainResult:
             results are those of the trained teacher before pruning).
         wall_time: Seconds spent in :meth:`~metasd_pyg.training.trainer.Trainer.fit`.
         stopped_early: Whether early stopping ended the run.
+        steps: Optimisation steps taken in all.
+        step_seconds_median: Median seconds of this process's steps (``None``: none taken).
+        evaluated: Whether the final evaluations ran (``False``: ``max_steps``
+            ended the run without ``final_eval``; the evaluations are ``None``).
     """
 
     history: list[dict[str, Any]]
@@ -43,6 +47,9 @@ class TrainResult:
     extra: dict[str, Any] = field(default_factory=dict)
     wall_time: float = 0.0
     stopped_early: bool = False
+    steps: int = 0
+    step_seconds_median: float | None = None
+    evaluated: bool = True
 
     @property
     def final_valid(self) -> Any:
@@ -55,7 +62,8 @@ class TrainResult:
         return self.student_test if self.student_test is not None else self.teacher_test
 
     @classmethod
-    def collect(cls, trainer: Trainer, *, wall_time: float, stopped_early: bool) -> TrainResult:
+    def collect(cls, trainer: Trainer, *, wall_time: float, stopped_early: bool,
+                evaluate: bool = True) -> TrainResult:
         """The result of a finished ``trainer`` (best epoch restored): final valid/test
         evaluations of the teacher (unless a phase before recorded them in ``extra``)
         and of the student (if the objective scores one).
@@ -64,24 +72,31 @@ class TrainResult:
             trainer: The trainer.
             wall_time: Seconds of training.
             stopped_early: Whether early stopping ended the run.
+            evaluate: Run the final evaluations (else they are ``None``).
         """
+        import statistics
+
         sel = trainer.selection
+        times = trainer.step_times
+        common = dict(history=trainer.history, best_epoch=sel.best_epoch,
+                      best_valid_mrr=sel.best_metric, config=trainer.config,
+                      wall_time=wall_time, stopped_early=stopped_early,
+                      steps=trainer.global_step,
+                      step_seconds_median=statistics.median(times) if times else None)
+        if not evaluate:
+            return cls(teacher_valid=None, teacher_test=None, student_valid=None,
+                       student_test=None, evaluated=False, **common)  # type: ignore[arg-type]
         extra = dict(trainer.extra)
         teacher_valid = as_result(extra.pop("teacher_valid", None))
         teacher_test = as_result(extra.pop("teacher_test", None))
         student = trainer.objective.uses_student
         return cls(
-            history=trainer.history,
-            best_epoch=sel.best_epoch,
-            best_valid_mrr=sel.best_metric,
             teacher_valid=teacher_valid or sel.evaluate(trainer, "valid", False),
             teacher_test=teacher_test or sel.evaluate(trainer, "test", False),
             student_valid=sel.evaluate(trainer, "valid", True) if student else None,
             student_test=sel.evaluate(trainer, "test", True) if student else None,
-            config=trainer.config,
             extra={k: as_result(v) for k, v in extra.items()},
-            wall_time=wall_time,
-            stopped_early=stopped_early,
+            **common,  # type: ignore[arg-type]
         )
 
     def of(self, result: str, split: str) -> Any:
@@ -114,6 +129,9 @@ class TrainResult:
             "config": self.config.to_dict(),
             "wall_time": self.wall_time,
             "stopped_early": self.stopped_early,
+            "steps": self.steps,
+            "step_seconds_median": self.step_seconds_median,
+            "evaluated": self.evaluated,
         }
 
 

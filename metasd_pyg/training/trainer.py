@@ -23,6 +23,7 @@ atomically and resumes exactly.
 
 from __future__ import annotations
 
+import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -146,6 +147,10 @@ class Trainer:
         self.extra: dict[str, Any] = {}
         self._stop = False
         self._resumed = False
+        #: Seconds of every optimisation step of this process (not checkpointed).
+        self.step_times: list[float] = []
+        #: Whether ``max_steps`` ended the run (inside an epoch or at its end).
+        self.reached_max_steps = False
 
     def part(self, kind: type[Callback]) -> Any:
         """The first part of class ``kind`` (``MetaStep``, ``DynamicPruning``, ...; or ``None``).
@@ -318,8 +323,9 @@ class Trainer:
             restore(self, self.selection.best_state)
         for part in self.parts:
             part.on_fit_end(self)
+        evaluate = self.config.trainer.final_eval or not self.reached_max_steps
         return TrainResult.collect(self, wall_time=time.perf_counter() - start,
-                                   stopped_early=stopped_early)
+                                   stopped_early=stopped_early, evaluate=evaluate)
 
     def _run_epoch(self) -> dict[str, Any]:
         cfg = self.config
@@ -333,14 +339,34 @@ class Trainer:
         sums: dict[str, float] = {}
         steps = 0
         bs = cfg.trainer.batch_size
+        max_steps = cfg.trainer.max_steps
+        first = len(self.step_times)
+        partial = False
         for i in range(0, n, bs):
+            if max_steps is not None and self.global_step >= max_steps:
+                partial = True
+                break
+            t_step = time.perf_counter()
             for k, v in self.train_step(self.stream[perm[i:i + bs]]).items():
                 sums[k] = sums.get(k, 0.0) + v
+            self.step_times.append(time.perf_counter() - t_step)
             steps += 1
-        self.epoch = epoch + 1
-        logs: dict[str, Any] = {"epoch": self.epoch, "phase": self.phase,
+        if max_steps is not None and self.global_step >= max_steps:
+            self.reached_max_steps = True
+            self._stop = True
+        logs: dict[str, Any] = {"epoch": epoch + 1, "phase": self.phase,
                                 "steps": steps, "time": time.perf_counter() - t0}
         logs.update({k: v / max(1, steps) for k, v in sums.items()})
+        if steps:
+            logs["step_seconds_median"] = statistics.median(self.step_times[first:])
+        if partial:
+            # max_steps ended the epoch early: recorded, never validated or checkpointed
+            # (a checkpoint marks a finished epoch, so that a resume is exact)
+            logs["partial"] = True
+            logs["time_total"] = time.perf_counter() - t0
+            self.history.append(logs)
+            return logs
+        self.epoch = epoch + 1
         if self.masks is not None:
             logs["sparsity"] = 1.0 - mask_density(self.masks)
         if self.epoch % cfg.eval.every == 0 or self.epoch == self.end_epoch:

@@ -29,10 +29,16 @@ class TrainerConfig(Section):
             tables every step) or rows (only the rows a step touches: sparse
             gradients and optimiser updates; needs loss=sampled). See
             metasd_pyg.training.engine.
+        max_steps: Stop after this many optimisation steps in all (smoke runs,
+            benchmarks; None = run all epochs). A run it stops skips the final
+            evaluation unless final_eval.
+        final_eval: Evaluate valid and test at the end also when max_steps
+            stopped the run.
     """
 
     #: Runs saved before the row-wise engine existed chose the engine by loss too.
-    ADDED_LATER: ClassVar[Mapping[str, Any]] = {"engine": "auto"}
+    ADDED_LATER: ClassVar[Mapping[str, Any]] = {"engine": "auto", "max_steps": None,
+                                                "final_eval": False}
 
     epochs: int = option(100, resumable=True)
     batch_size: int = 1000
@@ -41,11 +47,15 @@ class TrainerConfig(Section):
     seed: int = 0
     compact_student: bool = True
     engine: Literal["auto", "dense", "rows"] = "auto"
+    max_steps: int | None = option(None, resumable=True)
+    final_eval: bool = option(False, resumable=True)
 
     def validate(self) -> None:
         check(self.epochs >= 0, f"epochs={self.epochs}: must be >= 0")
         check(self.batch_size >= 1, f"batch_size={self.batch_size}: must be >= 1")
         check(self.patience is None or self.patience >= 1,
               f"patience={self.patience}: must be >= 1 or None")
+        check(self.max_steps is None or self.max_steps >= 1,
+              f"max_steps={self.max_steps}: must be >= 1 or None")
         check(self.checkpoint_every >= 1,
               f"checkpoint_every={self.checkpoint_every}: must be >= 1")

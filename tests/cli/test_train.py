@@ -96,3 +96,20 @@ def test_overwrite_replaces(tmp_path, capsys):
     assert code == 0, err
     assert not (tmp_path / "r" / "marker.txt").exists()
     assert RunFolder.open(tmp_path / "r").read_config()["mode"] == "teacher"
+
+
+def test_max_steps_smoke_run_reports_steps_time_and_memory(tmp_path, capsys):
+    out = tmp_path / "smoke"
+    code, stdout, err = run_cli(capsys, "train", "--dataset", "synthetic:entities=300,triples=3000",
+                                "--loss", "sampled", "--num-negatives", "64", "--batch-size",
+                                "100", "--max-steps", "7", "--out", out, "--json",
+                                "--no-progress")
+    assert code == 0, err
+    result = json.loads(stdout)
+    assert result["training"]["steps"] == 7
+    assert result["training"]["step_seconds_median"] > 0
+    mem = result["memory"]
+    assert 0 < mem["peak_rss_bytes"] and 0 < mem["estimated_bytes"]
+    assert result["models"] == {}  # no final evaluation without --final-eval
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["training"]["steps"] == 7 and "memory" in saved

@@ -159,3 +159,18 @@ def test_a_row_step_allocates_nothing_of_table_size() -> None:
                 run.train_step(run.stream[i * 64:(i + 1) * 64])
         biggest = max((e.cpu_memory_usage for e in prof.events()), default=0)
         assert biggest < table / 8, (mode, biggest, table)
+
+
+def test_max_steps_stops_inside_an_epoch_and_skips_the_final_evaluation(tmp_path: Any) -> None:
+    graph = toy_graph(num_entities=40, num_relations=3, n=200)
+    cfg = _cfg(mode="metasd", max_steps=5, epochs=3)
+    run = compose(graph, cfg, Built(evaluator=tiny_evaluate, checkpoint_dir=tmp_path / "ck"))
+    res = run.fit()
+    assert res.steps == 5 and run.global_step == 5 and not res.evaluated
+    assert res.teacher_valid is None and res.student_test is None
+    assert res.step_seconds_median is not None and res.step_seconds_median > 0
+    assert res.history[-1]["partial"] and res.history[-1]["steps"] == 5
+    assert run.epoch == 0 and not (tmp_path / "ck" / "checkpoint.json").exists()
+    again = compose(graph, _cfg(mode="metasd", max_steps=5, final_eval=True),
+                    Built(evaluator=tiny_evaluate)).fit()
+    assert again.evaluated and again.student_test is not None
