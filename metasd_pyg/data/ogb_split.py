@@ -11,7 +11,8 @@ memory (plus one or two copies of each array), which at the full size of
 ogbl-wikikg2 (8.2 GB of int64 candidates) does not fit in a 24 GB machine.
 
 * :func:`write_split_file` produces the same ``data.pkl`` byte for byte as
-  ``torch.save`` (same opcodes, same memo references; checked by the tests)
+  ``torch.save`` (same opcodes, same memo references; checked by the tests;
+  an empty array is the one exception, see :class:`_SplitPickler`)
   from :class:`ArraySource` objects that give the arrays in row chunks. Each
   array's data is visited twice (once to measure its UTF-8 length, which the
   ``BINUNICODE`` header needs, once to write it), so only one chunk is in
@@ -168,9 +169,10 @@ class _SplitPickler(pickle._Pickler):
 
     @staticmethod
     def _reduce_source(src: ArraySource) -> tuple[Any, ...]:
-        # numpy's reduction gives b"" for an empty array (pickled as bytes()), else the bytes.
-        data = b"" if 0 in src.shape else _Data(src)
-        state = (1, tuple(int(s) for s in src.shape), np.dtype(np.int64), False, data)
+        # For an empty array numpy gives b"", which protocol 2 pickles as bytes(): a global
+        # that torch.load's weights-only unpickler refuses. Its _codecs.encode('', 'latin1')
+        # form here loads everywhere (the only place where the pickle differs from torch.save).
+        state = (1, tuple(int(s) for s in src.shape), np.dtype(np.int64), False, _Data(src))
         return _reconstruct_func(), (np.ndarray, tuple([0]), b"b"), state
 
     @staticmethod
