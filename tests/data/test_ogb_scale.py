@@ -19,9 +19,16 @@ import numpy as np
 import pytest
 import torch
 
-from metasd_pyg.data import SPLITS, KnowledgeGraph, generate_synthetic, write_ogb_wikikg2
+from metasd_pyg.data import (
+    SPLITS,
+    KnowledgeGraph,
+    generate_synthetic,
+    ogb_source,
+    ogb_split,
+    ogb_writer,
+    write_ogb_wikikg2,
+)
 from metasd_pyg.data import cache as cache_mod
-from metasd_pyg.data import ogb_source, ogb_split, ogb_writer
 from metasd_pyg.data.ogb_source import _numpy_allowlist, load_ogbl_wikikg2
 from metasd_pyg.data.ogb_split import ArraySource, read_split_file, write_split_file
 from metasd_pyg.errors import DataError
@@ -94,7 +101,8 @@ def test_split_file_is_torch_save_byte_for_byte(tmp_path, tiny_chunks):
     # Empty arrays: torch.save pickles their b"" as bytes(), which torch.load refuses with
     # weights_only; ours load (and read back) like any other array.
     empty = {"head": np.zeros(0, np.int64), "head_neg": np.zeros((0, 5), np.int64)}
-    write_split_file(tmp_path / "empty.pt", {k: ArraySource.from_array(v) for k, v in empty.items()})
+    write_split_file(tmp_path / "empty.pt",
+                     {k: ArraySource.from_array(v) for k, v in empty.items()})
     for d in (_torch_load(tmp_path / "empty.pt"), read_split_file(tmp_path / "empty.pt")):
         assert {k: v.shape for k, v in d.items()} == {"head": (0,), "head_neg": (0, 5)}
 
@@ -203,7 +211,8 @@ def test_cache_stores_int32_and_reloads(small, written, tmp_path):
     header = json.loads(st.read_bytes()[8:8 + n])
     assert {v["dtype"] for v in header.values()} == {"I32"}
     meta = json.loads(st.with_suffix(".json").read_text())
-    assert meta["format"] == cache_mod.CACHE_FORMAT == 2 and meta["tensor_bytes"] == st.stat().st_size
+    assert meta["format"] == cache_mod.CACHE_FORMAT == 2
+    assert meta["tensor_bytes"] == st.stat().st_size
     assert not [p for p in (cache / "processed").iterdir() if p.name.startswith(".")]  # no temps
     again = load_ogbl_wikikg2(written, cache, progress=False, reader="chunked")
     _same_graph(again, g)
