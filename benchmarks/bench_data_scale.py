@@ -4,8 +4,8 @@ Steps, each in its own process (so every peak is its own), run one after the oth
 ``prlimit --as=<cap>`` and ``/usr/bin/time -v`` (peak = "Maximum resident set size"):
 
 1. ``generate``: ``generate_synthetic`` at the ogbl-wikikg2 size (2,500,604 entities,
-   535 relations, 17,137,181 triples, valid/test fractions of 429,456 / 598,543), stored with
-   ``save_graph`` in a scratch cache (so the next step reads it instead of generating).
+   535 relations, 17,137,181 triples split exactly 16,109,182 / 429,456 / 598,543), stored
+   with ``save_graph`` in a scratch cache (so the next step reads it instead of generating).
 2. ``write``: ``write_ogb_wikikg2(graph, root, num_candidates=500)`` from that cache entry.
 3. ``load cold``: ``load_dataset("ogbl-wikikg2", root, cache_dir=<fresh>)`` (reader "auto":
    the chunked reader at this size), which also writes our cache.
@@ -47,12 +47,21 @@ work = Path(args["work"])
 """
 
 GENERATE = PRELUDE + """
-from metasd_pyg.data import generate_synthetic
+import torch
+from metasd_pyg.data import KnowledgeGraph, generate_synthetic
 from metasd_pyg.data.cache import save_graph
 t0 = time.perf_counter()
+# The generator moves valid/test triples with entities unseen in train to train: ask for 2%
+# more, then move the surplus to train too, so that the three splits have exactly the sizes.
 g = generate_synthetic(args["entities"], args["relations"], args["triples"], seed=0,
-                       valid_fraction=args["valid"] / args["triples"],
-                       test_fraction=args["test"] / args["triples"])
+                       valid_fraction=1.02 * args["valid"] / args["triples"],
+                       test_fraction=1.02 * args["test"] / args["triples"])
+if len(g.valid) >= args["valid"] and len(g.test) >= args["test"]:
+    v, te = args["valid"], args["test"]
+    g = KnowledgeGraph(g.name, torch.cat([g.train, g.valid[v:], g.test[te:]]), g.valid[:v],
+                       g.test[:te], g.num_entities, g.num_relations,
+                       relation_names=g.relation_names, num_duplicates=g.num_duplicates,
+                       source=g.source)
 t1 = time.perf_counter()
 save_graph(g, work / "graph", "generated")
 print(json.dumps({"seconds": t1 - t0, "save_s": time.perf_counter() - t1, "graph": repr(g)}))
@@ -176,7 +185,8 @@ def _ogb_root(work: Path) -> None:
 
 
 def _gb(mb: float | None) -> str:
-    return "—" if mb is None else f"{mb / 1024:.2f} GB"
+    """MiB (ru_maxrss / time -v report KiB) as GiB."""
+    return "—" if mb is None else f"{mb / 1024:.2f} GiB"
 
 
 def report(results: list[dict], args: argparse.Namespace, command: str) -> str:

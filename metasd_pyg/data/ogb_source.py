@@ -1,4 +1,4 @@
-r"""ogbl-wikikg2 through ``ogb.linkproppred.LinkPropPredDataset``, offline and safely.
+r"""ogbl-wikikg2 from ogb's layout (ogb's ``LinkPropPredDataset`` or a chunked reader), safely.
 
 Two hazards of ogb 1.3.x are avoided:
 
@@ -21,8 +21,9 @@ Two hazards of ogb 1.3.x are avoided:
 **Two readers of the same files.** ogb's ``LinkPropPredDataset`` holds
 every file whole in memory, several times over (``torch.load`` reads a split
 file's pickle whole, then copies each array out of it; pandas parses the
-whole edge CSV): at the full size of ogbl-wikikg2 it needs more than this
-machine has (see ``docs/data.md`` for the measured figures). So
+whole edge CSV): at the full size of ogbl-wikikg2 it fails under a 15 GB
+address-space cap (about 2.1 times the split files' 9.6 GB would be needed,
+by its measured peak at a quarter of the size; see ``docs/data.md``). So
 :func:`load_ogbl_wikikg2` uses ogb's own loader only when the split files
 are small (:data:`OGB_READER_MAX_BYTES` in total) and otherwise its own
 chunked reader (``reader="chunked"``): the gzip CSV files are parsed
@@ -218,7 +219,9 @@ def _first_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def _run_ogb(root: Path, progress: bool) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+def _run_ogb(root: Path, folder: Path,
+             progress: bool) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """ogb's graph dict and edge split, read from ``root`` (``folder``: named in errors)."""
     from ogb.linkproppred import LinkPropPredDataset
 
     sink = sys.stderr if progress else io.StringIO()
@@ -228,10 +231,10 @@ def _run_ogb(root: Path, progress: bool) -> tuple[dict[str, Any], dict[str, dict
             ds = LinkPropPredDataset("ogbl-wikikg2", root=str(root))
             return ds[0], ds.get_edge_split()
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise DataError(f"{root / OGB_DIR}: a gzip file is truncated or corrupt "
+        raise DataError(f"{folder / 'raw'}: a gzip file is truncated or corrupt "
                         f"({_first_line(exc)})") from None
     except (ValueError, pd.errors.ParserError) as exc:
-        raise DataError(f"{root / OGB_DIR}: ogb cannot parse the raw files "
+        raise DataError(f"{folder / 'raw'}: ogb cannot parse the raw files "
                         f"({_first_line(exc)})") from None
 
 
@@ -449,7 +452,7 @@ def load_ogbl_wikikg2(data_root: Path, cache_dir: Path, *, progress: bool = True
         # ogb saves its processed graph with pickle protocol 4, which torch's weights-only
         # unpickler cannot read back: always let ogb rebuild it from the raw CSV files.
         (root / OGB_DIR / "processed" / "data_processed").unlink(missing_ok=True)
-        graph, splits = _run_ogb(root, progress)
+        graph, splits = _run_ogb(root, folder, progress)
         E = int(graph["num_nodes"])
         rel_max = int(np.asarray(graph["edge_reltype"]).max(initial=-1))
     kg = _graph_from_arrays(folder, E, rel_max, splits)

@@ -60,6 +60,10 @@ CHUNK_BYTES = 1 << 24
 #: Largest string or bytes object accepted outside an array's data.
 _SMALL = 4096
 
+#: Most pickle opcodes read from one file (a split file has about a hundred): bounds the
+#: work a crafted file can cause (each BUILD scans the memo).
+_MAX_OPS = 100_000
+
 #: BINUNICODE's length field is 4 bytes: the most a protocol-2 array can hold.
 _MAX_BINUNICODE = 0xFFFFFFFF
 
@@ -422,7 +426,7 @@ def _run(rd: _Reader, int32: bool) -> dict[str, np.ndarray]:
         size = struct.calcsize(fmt)
         return int(struct.unpack(fmt, rd.read(size))[0])
 
-    while True:
+    for _ in range(_MAX_OPS):
         op = rd.read(1)
         if op == pickle.PROTO:
             if rd.read(1)[0] > 4:
@@ -519,6 +523,7 @@ def _run(rd: _Reader, int32: bool) -> dict[str, np.ndarray]:
             return result
         else:
             raise bad(f"unsupported opcode {op!r}")
+    raise bad(f"more than {_MAX_OPS:,} operations (not a split file)")
 
 
 def _reduce(func: Any, args: Any, bad: Callable[[str], DataError]) -> Any:

@@ -395,6 +395,7 @@ def test_truncated_gzip(written, tmp_path, reader, name):
     path.write_bytes(data[: len(data) // 2])
     msg = _load_error(written, tmp_path / "c", reader)
     assert "truncated or corrupt" in msg and "gzip" in msg
+    assert str(written / "ogbl_wikikg2" / "raw") in msg  # the user's folder, not the cache
 
 
 def test_chunked_checks_raw_files(small, written, tmp_path):
@@ -421,3 +422,10 @@ def test_unknown_reader(written, tmp_path):
 
     with pytest.raises(ConfigError, match="unknown ogbl-wikikg2 reader 'fast'"):
         load_ogbl_wikikg2(written, tmp_path / "c", reader="fast")
+
+
+def test_endless_pickle_is_cut_short(tmp_path, monkeypatch):
+    monkeypatch.setattr(ogb_split, "_MAX_OPS", 50)
+    path = _torch_zip(tmp_path / "long.pt", b"\x80\x02" + b"N" * 60 + b".")
+    with pytest.raises(DataError, match=r"long\.pt: malformed pickle .*\(more than 50 operations"):
+        read_split_file(path)
