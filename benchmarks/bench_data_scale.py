@@ -169,7 +169,7 @@ def run_step(name: str, code: str, args: dict, cap: int) -> dict:
     else:
         own = proc.stderr.split("\tCommand being timed")[0]  # before /usr/bin/time's report
         tail = [ln.strip() for ln in own.splitlines() if ln.strip()][-2:]
-        out["error"] = " | ".join(tail) or (proc.stderr.splitlines() or [""])[0]
+        out["error"] = "; ".join(tail) or (proc.stderr.splitlines() or [""])[0]
     print(json.dumps(out), file=sys.stderr, flush=True)
     return out
 

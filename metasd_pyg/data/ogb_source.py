@@ -22,7 +22,7 @@ Two hazards of ogb 1.3.x are avoided:
 every file whole in memory, several times over (``torch.load`` reads a split
 file's pickle whole, then copies each array out of it; pandas parses the
 whole edge CSV): at the full size of ogbl-wikikg2 it fails under a 15 GB
-address-space cap (about 2.1 times the split files' 9.6 GB would be needed,
+address-space cap (about 2.2 times the split files' 9.7 GB would be needed,
 by its measured peak at a quarter of the size; see ``docs/data.md``). So
 :func:`load_ogbl_wikikg2` uses ogb's own loader only when the split files
 are small (:data:`OGB_READER_MAX_BYTES` in total) and otherwise its own
