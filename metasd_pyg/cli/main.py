@@ -30,6 +30,7 @@ examples:
   metasd-pyg export runs/umls --out umls-student.safetensors --dtype fp16
   metasd-pyg predict umls-student.safetensors --head acquired_abnormality --relation \\
       location_of --k 5
+  metasd-pyg ogb-submit --data-root data --out submissions/metasd --seeds 10
   metasd-pyg datasets list
 
 Run `metasd-pyg COMMAND --help` for the options and examples of a command.
@@ -40,7 +41,15 @@ Datasets are read from --data-root or $METASD_DATA_ROOT.
 def build_parser() -> Parser:
     """The argument parser of ``metasd-pyg`` with all subcommands."""
     from metasd_pyg import __version__
-    from metasd_pyg.cli.commands import datasets, evaluate, export, predict, report, train
+    from metasd_pyg.cli.commands import (
+        datasets,
+        evaluate,
+        export,
+        predict,
+        report,
+        submit,
+        train,
+    )
 
     parser = Parser(prog=PROG, description="MetaSD: compressed knowledge-graph embeddings by "
                     "self-distillation with meta learning, on PyTorch Geometric, with "
@@ -49,7 +58,7 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
                                 parser_class=Parser)
     common = common_flags()
-    for module in (train, evaluate, report, export, predict, datasets):
+    for module in (train, submit, evaluate, report, export, predict, datasets):
         module.register(sub, common)
     return parser
 

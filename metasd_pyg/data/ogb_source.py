@@ -227,7 +227,9 @@ def _run_ogb(root: Path, folder: Path,
     sink = sys.stderr if progress else io.StringIO()
     safe = list(_numpy_allowlist().values())
     try:
-        with contextlib.redirect_stdout(sink), torch.serialization.safe_globals(safe):
+        # ogb prints to stdout and draws tqdm bars on stderr: both follow ``progress``
+        quiet = contextlib.nullcontext() if progress else contextlib.redirect_stderr(sink)
+        with contextlib.redirect_stdout(sink), quiet, torch.serialization.safe_globals(safe):
             ds = LinkPropPredDataset("ogbl-wikikg2", root=str(root))
             return ds[0], ds.get_edge_split()
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:

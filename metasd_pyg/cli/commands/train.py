@@ -39,25 +39,36 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         sub: The subparsers action of the main parser.
         common: Parent parser with the common output flags.
     """
-    from metasd_pyg.runs.config import QUICKSTART, RunOptions
-    from metasd_pyg.runs.options import add_dataclass_flags
-    from metasd_pyg.training.config import MetaSDConfig
-
     p = sub.add_parser("train", parents=[common], help="train MetaSD or a baseline into a run",
                        description="Train MetaSD (teacher + pruned student) or a baseline, "
                        "writing a run folder with the resolved configuration, versions, "
                        "metrics log, checkpoints, results, compressed student and report.",
                        epilog=EPILOG)
     run = p.add_argument_group("run")
-    run.add_argument("--config", metavar="FILE",
-                     help="configuration file (.yaml, .yml, .toml or .json)")
     mode = run.add_mutually_exclusive_group()
     mode.add_argument("--overwrite", action="store_true",
                       help="replace an existing run folder")
     mode.add_argument("--resume", action="store_true",
                       help="continue the run in --out from its last checkpoint")
+    add_training_options(p, run)
+    p.set_defaults(handler=run_train, render=render_train)
+
+
+def add_training_options(p: argparse.ArgumentParser, run: Any) -> None:
+    """The configuration flags of a training command: --config, --preset, --print-config,
+    the run options and every section's options (one group per section).
+
+    Args:
+        p: The command's parser.
+        run: Its "run" argument group.
+    """
+    from metasd_pyg.runs.config import QUICKSTART, RunOptions
+    from metasd_pyg.runs.options import add_dataclass_flags
+    from metasd_pyg.training.config import MetaSDConfig
     from metasd_pyg.training.presets import PRESETS
 
+    run.add_argument("--config", metavar="FILE",
+                     help="configuration file (.yaml, .yml, .toml or .json)")
     run.add_argument("--preset", choices=list(PRESETS), metavar="NAME",
                      help="start from a named configuration (the file and the flags still "
                      "override it): " + "; ".join(f"{p.name}: {p.description}"
@@ -70,11 +81,15 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         doc = (section.__doc__ or "").strip().splitlines()[0].rstrip(".")
         group = p.add_argument_group(f"{name} ({section.__name__}): {doc[:1].lower()}{doc[1:]}")
         add_dataclass_flags(group, section, notes=notes)
-    p.set_defaults(handler=run_train, render=render_train)
 
 
-def resolve_config(args: argparse.Namespace) -> Any:
-    """The :class:`~metasd_pyg.runs.config.RunConfig` of ``args`` (file < flags; resume-aware)."""
+def resolve_config(args: argparse.Namespace, defaults: dict[str, Any] | None = None) -> Any:
+    """The :class:`~metasd_pyg.runs.config.RunConfig` of ``args`` (file < flags; resume-aware).
+
+    Args:
+        args: The parsed flags.
+        defaults: The command's own defaults (below the file and the flags).
+    """
     from metasd_pyg.runs.config import RunConfig, RunOptions
     from metasd_pyg.runs.options import read_config_file
     from metasd_pyg.training.config import MetaSDConfig
@@ -83,9 +98,10 @@ def resolve_config(args: argparse.Namespace) -> Any:
     flags = {k: v for k, v in vars(args).items() if k in names}
     if args.quiet and "progress" not in flags:
         flags["progress"] = False
-    file_values = read_config_file(args.config) if args.config else {}
+    file_values = {**(defaults or {}),
+                   **(read_config_file(args.config) if args.config else {})}
     file_name = args.config or "config file"
-    if args.resume:
+    if getattr(args, "resume", False):
         out = flags.get("out") or file_values.get("out")
         if not out:
             raise ConfigError("--resume needs the run folder: give --out RUN")
