@@ -107,6 +107,7 @@ def main() -> None:
     p.add_argument("--graphs", nargs="+", default=["fb15k-237"],
                    help="datasets or synthetic specs; the first is the reference")
     p.add_argument("--root", default=os.environ.get("METASD_DATA_ROOT", "../shared/datasets"))
+    p.add_argument("--cache-dir", default=None, help="processed-graph cache (load_dataset)")
     p.add_argument("--modes", nargs="+", default=["teacher", "metasd"],
                    choices=["teacher", "metasd", "dense_same_nnz"])
     p.add_argument("--engines", nargs="+", default=["rows"], choices=["rows", "dense"])
@@ -129,7 +130,7 @@ def main() -> None:
     load_s: dict[str, float] = {}
     for spec in args.graphs:
         t0 = time.perf_counter()
-        graph = load_dataset(spec, root=args.root, progress=False)
+        graph = load_dataset(spec, root=args.root, cache_dir=args.cache_dir, progress=False)
         load_s[spec] = time.perf_counter() - t0
         for name, cfg in _methods(args).items():
             tr = compose(graph, cfg)

@@ -23,6 +23,7 @@ atomically and resumes exactly.
 
 from __future__ import annotations
 
+import math
 import statistics
 import sys
 import time
@@ -306,7 +307,12 @@ class Trainer:
         if not self._resumed:
             self.start()
         patience = self.config.trainer.patience
-        bar = tqdm(total=self.end_epoch, initial=self.epoch, file=sys.stderr,
+        total = self.end_epoch
+        max_steps = self.config.trainer.max_steps
+        if max_steps is not None:  # the epochs max_steps reaches (the last one maybe partial)
+            total = min(total, self.epoch + math.ceil(
+                max(0, max_steps - self.global_step) / max(1, self.steps_per_epoch)))
+        bar = tqdm(total=total, initial=self.epoch, file=sys.stderr,
                    disable=not self.config.runtime.progress, desc=self.phase, dynamic_ncols=True)
         stopped_early = False
         try:
