@@ -17,6 +17,7 @@ the best snapshot 2.5 GB; the estimate is compared with the measured peak in
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -146,12 +147,30 @@ def estimate_memory(config: MetaSDConfig, graph: KnowledgeGraph) -> MemoryEstima
         per_query = (candidate_query_bytes(501, width) if graph.has_candidates
                      else full_query_bytes(E))
         budget = config.eval.batch_size * per_query
-    view = params if student else 0
+    view = 0
+    if student:  # the student's masked tables, narrowed to its columns (selection.py)
+        view = int(1.25 * params * _compact_share(config, dim))
     transient["validation (a chunk, the student's masked tables)"] = budget + view
     if not graph.has_candidates:
         n_all = n_train + int(graph.valid.size(0)) + int(graph.test.size(0))
         held["filter index (filtered ranking)"] = 2 * 3 * n_all * 8
     return MemoryEstimate(held, transient)
+
+
+def _compact_share(config: MetaSDConfig, dim: int) -> float:
+    """Share of the columns the student's entity scores use (views.compact_view)."""
+    pr = config.pruning
+    if not config.trainer.compact_student or not adapter_for(config.model.name).bilinear:
+        return 1.0
+    keep = 1.0 - pr.sparsity
+    if pr.strategy == "aligned":
+        return keep
+    if pr.strategy == "degree":
+        if pr.k_max is not None:
+            return min(1.0, pr.k_max / dim)
+        if pr.k_max_factor is not None:
+            return min(1.0, (math.ceil(pr.k_max_factor * keep * dim) + 1) / dim)
+    return 1.0
 
 
 def check_memory(config: MetaSDConfig, graph: KnowledgeGraph, limit_bytes: int | None

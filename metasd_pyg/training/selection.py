@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from metasd_pyg.evaluation.config import EvalConfig
-from metasd_pyg.training.views import compact_view
+from metasd_pyg.training.views import compact_view, student_weights
 
 if TYPE_CHECKING:
     from metasd_pyg.training.trainer import Trainer
@@ -54,13 +54,19 @@ class Selection:
             from metasd_pyg.evaluation import evaluate as evaluator
         else:
             evaluator = self.evaluator
-        weights = trainer.student_weights() if student else None
-        if weights is not None and trainer.masks is not None:
-            weights = compact_view(weights, trainer.masks, trainer.units)
+        weights = None
+        masks = trainer.masks
+        if student and masks is not None:
+            # narrow to the student's columns first, then mask: the same tables as
+            # compact_view(student_weights()), without a full-size masked copy
+            params = {n: p.detach() for n, p in trainer.model.named_parameters()}
+            weights = student_weights(compact_view(params, masks, trainer.units),
+                                      compact_view(masks, masks, trainer.units))
         with torch.no_grad():
             return evaluator(trainer.model, trainer.graph, split, weights=weights,
                              reciprocal=True, batch_size=self.config.batch_size,
-                             max_queries=max_queries, progress=False)
+                             max_queries=max_queries,
+                             progress=trainer.config.runtime.progress and max_queries is None)
 
     def validate(self, trainer: Trainer, logs: dict[str, Any]) -> float:
         """Validate, record the metrics in ``logs``, return the selection metric.
