@@ -53,6 +53,7 @@ def _run_steps(cfg: MetaSDConfig, steps: int = 6) -> tuple[Any, dict[str, torch.
     ("metasd", {"meta": True, "strategy": "global"}),
     ("metasd", {"meta": False, "regularizer": "n3", "model": "distmult"}),
     ("metasd", {"meta": True, "model": "rotate", "regularizer": "n3"}),
+    ("metasd", {"meta": False, "model": "transe", "regularizer": "n3"}),
 ])
 def test_row_engine_equals_dense_engine_after_steps(mode: str, extra: dict[str, Any]) -> None:
     dense, p_dense = _run_steps(_cfg(mode=mode, engine="dense", **extra))
