@@ -69,3 +69,33 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
     """
     return atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=False) + "\n")
 
+
+
+def atomic_save_safetensors(path: str | Path, tensors: dict[str, Any],
+                            metadata: dict[str, str] | None = None) -> Path:
+    """Write ``tensors`` as a safetensors file at ``path`` atomically, streamed.
+
+    ``safetensors.torch.save_file`` writes each tensor from its own memory
+    (``save`` would first build the whole file as one ``bytes`` object: at
+    ogbl-wikikg2 size a second 2.5 GB copy of the model).
+
+    Args:
+        path: Destination file; its directory must exist.
+        tensors: Name -> CPU tensor (contiguous, no two sharing memory).
+        metadata: String header entries.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())
+        save_file(tensors, tmp, metadata=metadata)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

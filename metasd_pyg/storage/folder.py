@@ -33,7 +33,11 @@ import torch
 from torch import Tensor
 
 from metasd_pyg.errors import RunFolderError
-from metasd_pyg.storage.atomic import atomic_write, atomic_write_json, atomic_write_text
+from metasd_pyg.storage.atomic import (
+    atomic_save_safetensors,
+    atomic_write_json,
+    atomic_write_text,
+)
 from metasd_pyg.storage.jsonable import to_jsonable
 from metasd_pyg.storage.versions import collect_versions
 
@@ -360,8 +364,6 @@ class RunFolder:
             metadata: JSON-serialisable description of the model.
             extra: Other tensors to keep with the model (e.g. packed entity names).
         """
-        from safetensors.torch import save
-
         tensors = {f"param/{k}": v.detach().cpu().contiguous() for k, v in params.items()}
         for k, m in (masks or {}).items():
             tensors[f"mask/{k}"] = m.detach().to("cpu", torch.bool).contiguous()
@@ -373,8 +375,9 @@ class RunFolder:
             if ptr in seen:
                 tensors[k] = t.clone()
             seen.add(ptr)
-        blob = save(tensors, metadata={"metasd_pyg": json.dumps(to_jsonable(dict(metadata)))})
-        return atomic_write(self.path / self.MODEL, lambda fh: fh.write(blob))
+        return atomic_save_safetensors(
+            self.path / self.MODEL, tensors,
+            metadata={"metasd_pyg": json.dumps(to_jsonable(dict(metadata)))})
 
     def has_model(self) -> bool:
         """Whether ``model.safetensors`` exists (the run finished training)."""
