@@ -229,7 +229,7 @@ def _check_memory(graph: KnowledgeGraph, config: RunConfig) -> MemoryEstimate:
 
     from metasd_pyg.training.memory import estimate_memory
 
-    memory = estimate_memory(config.train, graph)
+    memory = estimate_memory(config.train, graph, checkpoints=True)  # the run folder's
     limit = config.run.memory_limit_bytes()
     if config.train.runtime.progress:
         stated = "no limit" if limit is None else f"limit {limit / 1e9:.2f} GB"

@@ -23,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from metasd_pyg.errors import RunFolderError
+from metasd_pyg.training.selection import SNAPSHOT_PREFIX, DiskSnapshot
 
 if TYPE_CHECKING:
     from metasd_pyg.training.trainer import Trainer
@@ -144,7 +145,7 @@ class TrainingState:
 
     model: dict[str, Tensor]
     masks: dict[str, Tensor]
-    best: dict[str, Tensor] | None
+    best: Mapping[str, Tensor] | None
     optimizer: tuple[dict[str, Tensor], dict[str, Any]]
     generator: Tensor
     parts: dict[str, tuple[dict[str, Tensor], dict[str, Any]]]
@@ -198,7 +199,9 @@ class TrainingState:
                 p.copy_(self.model[n].to(p.device))
         if self.masks:
             trainer.masks = {k: v.to(dev) for k, v in self.masks.items()}
-        if self.best is not None:
+        if isinstance(self.best, DiskSnapshot):  # read tensor by tensor when restored
+            trainer.selection.best_state = self.best
+        elif self.best is not None:
             trainer.selection.best_state = {k: v.to(dev) for k, v in self.best.items()}
         load_optimizer_state(trainer.optimizer,
                              {k: v.to(dev) for k, v in self.optimizer[0].items()},
@@ -224,7 +227,10 @@ class TrainingState:
         """
         tensors: dict[str, Tensor] = {f"model/{k}": v for k, v in self.model.items()}
         tensors.update({f"mask/{k}": v for k, v in self.masks.items()})
-        if self.best is not None:
+        best_file = None
+        if isinstance(self.best, DiskSnapshot):  # named, not embedded (written at selection)
+            best_file = self.best.path.name
+        elif self.best is not None:
             tensors.update({f"best/{k}": v for k, v in self.best.items()})
         tensors.update({f"opt/{k}": v for k, v in self.optimizer[0].items()})
         tensors["rng/generator"] = self.generator
@@ -234,7 +240,14 @@ class TrainingState:
             parts_json[name] = ps
         state = {**self.progress, "optimizer": self.optimizer[1], "parts": parts_json,
                  "config": self.config, "has_best": self.best is not None}
-        return save_checkpoint(directory, f"{self.epoch:05d}", tensors, state)
+        if best_file is not None:
+            state["best_file"] = best_file
+        path = save_checkpoint(directory, f"{self.epoch:05d}", tensors, state)
+        # committed: best-epoch snapshots the checkpoint no longer names can go
+        for old in Path(directory).glob(f"{SNAPSHOT_PREFIX}*.safetensors"):
+            if old.name != best_file:
+                old.unlink(missing_ok=True)
+        return path
 
     @classmethod
     def read(cls, directory: str | os.PathLike[str]) -> TrainingState:
@@ -261,7 +274,7 @@ class TrainingState:
             return cls(
                 model=_prefixed(tensors, "model/"),
                 masks={k: v.bool() for k, v in _prefixed(tensors, "mask/").items()},
-                best=_prefixed(tensors, "best/") if state.get("has_best") else None,
+                best=_best(Path(directory), tensors, state),
                 optimizer=(_prefixed(tensors, "opt/"), state["optimizer"]),
                 generator=tensors["rng/generator"],
                 parts=parts, progress=progress,
@@ -269,6 +282,21 @@ class TrainingState:
             )
         except KeyError as exc:
             raise RunFolderError(f"{where}: checkpoint lacks {exc.args[0]!r}") from None
+
+
+def _best(folder: Path, tensors: Mapping[str, Tensor], state: Mapping[str, Any]
+          ) -> Mapping[str, Tensor] | None:
+    """The checkpoint's best-epoch snapshot: embedded, or the file it names."""
+    if not state.get("has_best"):
+        return None
+    name = state.get("best_file")
+    if name is None:
+        return _prefixed(tensors, "best/")
+    path = folder / str(name)
+    if Path(str(name)).name != str(name) or not path.is_file():
+        raise RunFolderError(f"{folder / CHECKPOINT_JSON}: its best-epoch snapshot "
+                             f"{name!r} is missing from {folder}")
+    return DiskSnapshot(path)
 
 
 def check_resume(saved: Mapping[str, Any] | None, given: Mapping[str, Any],

@@ -3,7 +3,8 @@ r"""Peak memory of a training run, estimated before anything large is allocated.
 A run's memory is planned, not discovered: :func:`estimate_memory` adds up,
 from the graph's sizes and the configuration, every large buffer the run
 holds at once (float32 tables, optimiser state, the meta step's optimiser,
-the student's masks, the best epoch's snapshot, the training stream) plus the
+the student's masks, the best epoch's snapshot unless it lives in the
+checkpoint folder, the training stream) plus the
 largest transient one (a training step's workspace or a validation chunk with
 the student's masked tables), and :meth:`MemoryEstimate.check` refuses a run
 whose estimate passes a limit, with the itemised figures in the message.
@@ -11,7 +12,8 @@ whose estimate passes a limit, with the itemised figures in the message.
 Sizes at ogbl-wikikg2 scale (2,500,604 entities, ComplEx dim 100, so two
 entity tables of 2.5M x 100 float32): one table 1.0 GB, the model 2.0 GB,
 Adagrad's state 2.0 GB, the meta step's Adagrad 2.0 GB, the masks 0.5 GB,
-the best snapshot 2.5 GB; the estimate is compared with the measured peak in
+the best snapshot 2.5 GB (in the checkpoint folder when the run has one); the
+estimate is compared with the measured peak in
 ``benchmarks/results/scale.md``.
 """
 
@@ -91,14 +93,18 @@ class MemoryEstimate:
                 "transient": dict(self.transient)}
 
 
-def estimate_memory(config: MetaSDConfig, graph: KnowledgeGraph) -> MemoryEstimate:
+def estimate_memory(config: MetaSDConfig, graph: KnowledgeGraph, *,
+                    checkpoints: bool = False) -> MemoryEstimate:
     """Estimate the peak memory of training ``config`` on ``graph`` (module docstring).
 
     Args:
         config: The run's configuration.
         graph: The graph (its tensors are already in memory and counted).
+        checkpoints: The run has a checkpoint folder (large best-epoch
+            snapshots then live there, ``selection.DISK_SNAPSHOT_BYTES``).
     """
     from metasd_pyg.training.modes import has_student, runs_meta
+    from metasd_pyg.training.selection import DISK_SNAPSHOT_BYTES
 
     E, R = graph.num_entities, graph.num_relations
     adapter = adapter_for(config.model.name)
@@ -127,7 +133,9 @@ def estimate_memory(config: MetaSDConfig, graph: KnowledgeGraph) -> MemoryEstima
         if runs_meta(mode) and config.meta.enabled:
             meta_per = 2 if config.meta.optimizer == "adam" else 1
             held[f"meta optimizer state ({config.meta.optimizer})"] = meta_per * params
-    held["best epoch's snapshot"] = params + (held.get("student masks (bool)", 0))
+    snap = params + held.get("student masks (bool)", 0)
+    if not (checkpoints and snap >= DISK_SNAPSHOT_BYTES):
+        held["best epoch's snapshot"] = snap
     B = config.trainer.batch_size
     transient: dict[str, int] = {}
     views = 2 if student else 1
@@ -173,16 +181,17 @@ def _compact_share(config: MetaSDConfig, dim: int) -> float:
     return 1.0
 
 
-def check_memory(config: MetaSDConfig, graph: KnowledgeGraph, limit_bytes: int | None
-                 ) -> MemoryEstimate:
+def check_memory(config: MetaSDConfig, graph: KnowledgeGraph, limit_bytes: int | None, *,
+                 checkpoints: bool = False) -> MemoryEstimate:
     """:func:`estimate_memory` and :meth:`MemoryEstimate.check` in one call.
 
     Args:
         config: The run's configuration.
         graph: The graph.
         limit_bytes: The limit (``None``: only estimate).
+        checkpoints: The run has a checkpoint folder.
     """
-    est = estimate_memory(config, graph)
+    est = estimate_memory(config, graph, checkpoints=checkpoints)
     est.check(limit_bytes)
     return est
 

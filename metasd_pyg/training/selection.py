@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -18,6 +19,41 @@ if TYPE_CHECKING:
 #: ``evaluate(model, graph, split, *, weights=..., max_queries=..., ...)`` -> result
 #: with ``.summary`` (see :func:`metasd_pyg.evaluation.evaluate`).
 Evaluator = Callable[..., Any]
+
+#: Snapshots of at least this many bytes go to the checkpoint folder (when the
+#: trainer has one) instead of memory: at ogbl-wikikg2 size a snapshot is 2.5 GB.
+DISK_SNAPSHOT_BYTES = 256 * 2**20
+#: File name prefix of on-disk best-epoch snapshots in a checkpoint folder.
+SNAPSHOT_PREFIX = "best-"
+
+
+class DiskSnapshot(Mapping[str, Tensor]):
+    """A best-epoch snapshot in a safetensors file, read tensor by tensor on access.
+
+    Args:
+        path: The snapshot file (``model/<name>`` and ``mask/<name>`` tensors).
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        from safetensors import safe_open
+
+        self.path = Path(path)
+        with safe_open(str(self.path), framework="pt") as f:
+            self._keys = list(f.keys())
+
+    def __getitem__(self, key: str) -> Tensor:
+        from safetensors import safe_open
+
+        if key not in self._keys:
+            raise KeyError(key)
+        with safe_open(str(self.path), framework="pt") as f:
+            return f.get_tensor(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
 
 
 class Selection:
@@ -37,7 +73,7 @@ class Selection:
         self.evaluator = evaluator
         self.best_metric = -math.inf
         self.best_epoch = 0
-        self.best_state: dict[str, Tensor] | None = None
+        self.best_state: Mapping[str, Tensor] | None = None
         self.bad_evals = 0
 
     def evaluate(self, trainer: Trainer, split: str, student: bool,
@@ -96,26 +132,54 @@ class Selection:
         """
         if metric > self.best_metric:
             self.best_metric, self.best_epoch = metric, trainer.epoch
-            self.best_state = snapshot(trainer)
+            self.best_state = snapshot(trainer, self.best_epoch)
             self.bad_evals = 0
             return True
         self.bad_evals += 1
         return False
 
 
-def snapshot(trainer: Trainer) -> dict[str, Tensor]:
+def snapshot(trainer: Trainer, epoch: int = 0) -> Mapping[str, Tensor]:
     """Copies of ``trainer``'s parameters (``model/<name>``) and masks (``mask/<name>``).
+
+    In memory, or, when the trainer has a checkpoint folder and the snapshot
+    has at least :data:`DISK_SNAPSHOT_BYTES`, written (streamed, atomically,
+    straight from the live tensors) to ``best-<phase>-<epoch>.safetensors``
+    there and returned as a :class:`DiskSnapshot`; the checkpoint then names
+    that file instead of embedding the tensors.
 
     Args:
         trainer: The trainer.
+        epoch: The epoch the snapshot is of (names the file).
     """
-    state = {f"model/{n}": p.detach().clone() for n, p in trainer.model.named_parameters()}
+    live = {f"model/{n}": p.detach() for n, p in trainer.model.named_parameters()}
     if trainer.masks is not None:
-        state.update({f"mask/{n}": m.clone() for n, m in trainer.masks.items()})
-    return state
+        live.update({f"mask/{n}": m for n, m in trainer.masks.items()})
+    size = sum(t.numel() * t.element_size() for t in live.values())
+    folder = trainer.checkpoint_dir
+    if folder is not None and size >= DISK_SNAPSHOT_BYTES:
+        from metasd_pyg.storage.atomic import atomic_save_safetensors
+
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{SNAPSHOT_PREFIX}{trainer.phase}-{epoch:05d}.safetensors"
+        atomic_save_safetensors(path, _distinct(live))
+        return DiskSnapshot(path)
+    return {k: v.clone() for k, v in live.items()}
 
 
-def restore(trainer: Trainer, state: dict[str, Tensor]) -> None:
+def _distinct(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+    """CPU contiguous tensors, copies where two share memory (safetensors refuses those)."""
+    out: dict[str, Tensor] = {}
+    seen: set[int] = set()
+    for k, t in tensors.items():
+        t = t.detach().to("cpu").contiguous()
+        ptr = t.untyped_storage().data_ptr()
+        out[k] = t.clone() if ptr in seen else t
+        seen.add(ptr)
+    return out
+
+
+def restore(trainer: Trainer, state: Mapping[str, Tensor]) -> None:
     """Put a :func:`snapshot` back into ``trainer`` (masks kept if it has none).
 
     Args:
@@ -125,5 +189,5 @@ def restore(trainer: Trainer, state: dict[str, Tensor]) -> None:
     with torch.no_grad():
         for n, p in trainer.model.named_parameters():
             p.copy_(state[f"model/{n}"].to(p.device))
-    masks = {k[5:]: v.to(trainer.device) for k, v in state.items() if k.startswith("mask/")}
+    masks = {k[5:]: state[k].to(trainer.device) for k in state if k.startswith("mask/")}
     trainer.masks = masks or trainer.masks

@@ -104,8 +104,19 @@ def _full_and_resumed(cfg: MetaSDConfig, tmp_path: Path) -> tuple[Any, Any, Any,
     return full, res_full, resumed, resumed.fit(resume=True)
 
 
+@pytest.fixture(params=["memory", "disk"])
+def snapshots(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Best-epoch snapshots in memory, or (threshold 0) files in the checkpoint folder."""
+    from metasd_pyg.training import selection
+
+    if request.param == "disk":
+        monkeypatch.setattr(selection, "DISK_SNAPSHOT_BYTES", 0)
+    return str(request.param)
+
+
 @pytest.mark.parametrize("optimizer", ["adagrad", "adam"])
-def test_resume_continues_the_same_trajectory(tmp_path: Path, optimizer: str) -> None:
+def test_resume_continues_the_same_trajectory(tmp_path: Path, optimizer: str,
+                                              snapshots: str) -> None:
     cfg = _cfg(optimizer=optimizer, meta_optimizer=optimizer, epochs=5)
     full, res_full, resumed, res = _full_and_resumed(cfg, tmp_path)
 
@@ -313,7 +324,7 @@ def test_resume_keeps_the_hysteresis_order(tmp_path: Path) -> None:
         assert torch.equal(m, resumed.masks[n])
 
 
-def test_oneshot_resumes_inside_fine_tuning(tmp_path: Path) -> None:
+def test_oneshot_resumes_inside_fine_tuning(tmp_path: Path, snapshots: str) -> None:
     """A checkpoint of the fine-tuning phase resumes there (not in the teacher phase)."""
     cfg = _cfg(mode="oneshot", strategy="global", epochs=2, finetune_epochs=3, eval_every=1)
     res_full = _trainer(cfg, checkpoint_dir=tmp_path / "a").fit()
@@ -324,3 +335,31 @@ def test_oneshot_resumes_inside_fine_tuning(tmp_path: Path) -> None:
     assert [h["phase"] for h in res.history] == ["teacher"] * 2 + ["finetune"] * 3
     assert [h["loss"] for h in res.history] == [h["loss"] for h in res_full.history]
     assert res.student_test.summary["mrr"] == res_full.student_test.summary["mrr"]
+
+
+def test_a_large_best_snapshot_lives_in_the_checkpoint_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On disk: the same result as in memory, one snapshot file, named by the checkpoint
+    (embedded nowhere); a missing snapshot file is a clear error on resume."""
+    import json
+
+    from metasd_pyg.errors import RunFolderError
+    from metasd_pyg.training import selection
+    from metasd_pyg.training.checkpoint import TrainingState
+
+    cfg = _cfg(epochs=4)
+    mem = _trainer(cfg, checkpoint_dir=tmp_path / "m").fit()
+    monkeypatch.setattr(selection, "DISK_SNAPSHOT_BYTES", 0)
+    run = _trainer(cfg, checkpoint_dir=tmp_path / "d")
+    disk = run.fit()
+    assert disk.best_epoch == mem.best_epoch
+    assert disk.student_test.summary["mrr"] == mem.student_test.summary["mrr"]
+    files = sorted(p.name for p in (tmp_path / "d").glob("best-*.safetensors"))
+    doc = json.loads((tmp_path / "d" / "checkpoint.json").read_text())
+    assert files == [doc["state"]["best_file"]] == [f"best-metasd-{mem.best_epoch:05d}.safetensors"]
+    state = TrainingState.read(tmp_path / "d")
+    assert isinstance(state.best, selection.DiskSnapshot)
+    assert not any(k.startswith("best/") for k in state.model)
+    (tmp_path / "d" / files[0]).unlink()
+    with pytest.raises(RunFolderError, match="best-epoch snapshot"):
+        TrainingState.read(tmp_path / "d")
