@@ -90,8 +90,9 @@ def atomic_save_safetensors(path: str | Path, tensors: dict[str, Any],
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())
         save_file(tensors, tmp, metadata=metadata)
+        # after the write: safetensors may replace the file (as a 0600 temporary)
+        os.chmod(tmp, 0o666 & ~_umask())
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)

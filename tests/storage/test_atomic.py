@@ -26,6 +26,12 @@ def test_atomic_save_safetensors_round_trips_and_leaves_nothing_on_failure(tmp_p
     path = tmp_path / "m.safetensors"
     atomic_save_safetensors(path, {"a": torch.arange(6.0).reshape(2, 3)}, metadata={"k": "v"})
     assert torch.equal(load_file(str(path))["a"], torch.arange(6.0).reshape(2, 3))
+    import os
+    import stat
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask  # not mkstemp's 0600
     base = torch.zeros(4)
     with pytest.raises(RuntimeError):  # safetensors refuses tensors sharing memory
         atomic_save_safetensors(path, {"x": base, "y": base[:2]})
