@@ -82,8 +82,7 @@ def main() -> None:
         from metasd_pyg.storage.folder import RunFolder
 
         params, _, _, _ = RunFolder.open(args.run).read_model()
-        model.load_state_dict({k.removeprefix("param/"): v for k, v in params.items()},
-                              strict=False)
+        model.load_state_dict(params)  # strict: every table of the run, nothing else
         source = f"the final weights of {args.run}"
     model.eval()
     t0 = time.perf_counter()
