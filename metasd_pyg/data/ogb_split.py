@@ -377,6 +377,14 @@ def _refuse(path: Path, what: str) -> DataError:
                      "ogbl-wikikg2 files)")
 
 
+
+#: String and bytes opcodes: (struct format of their length, None = one byte; text?).
+_STRING_OPS: dict[bytes, tuple[str | None, bool]] = {
+    pickle.BINUNICODE: ("<I", True), pickle.SHORT_BINUNICODE: (None, True),
+    pickle.BINUNICODE8: ("<Q", True), pickle.BINBYTES: ("<I", False),
+    pickle.SHORT_BINBYTES: (None, False), pickle.BINBYTES8: ("<Q", False),
+}
+
 def _run(rd: _Reader, int32: bool) -> dict[str, np.ndarray]:
     """Interpret the pickle: a dict of str -> integer numpy array, nothing else."""
     path = rd.path
@@ -462,18 +470,9 @@ def _run(rd: _Reader, int32: bool) -> dict[str, np.ndarray]:
             stack.append(True)
         elif op == pickle.NEWFALSE:
             stack.append(False)
-        elif op == pickle.BINUNICODE:
-            stack.append(text(length("<I"), True))
-        elif op == pickle.SHORT_BINUNICODE:
-            stack.append(text(rd.read(1)[0], True))
-        elif op == pickle.BINUNICODE8:
-            stack.append(text(length("<Q"), True))
-        elif op == pickle.BINBYTES:
-            stack.append(text(length("<I"), False))
-        elif op == pickle.SHORT_BINBYTES:
-            stack.append(text(rd.read(1)[0], False))
-        elif op == pickle.BINBYTES8:
-            stack.append(text(length("<Q"), False))
+        elif op in _STRING_OPS:
+            fmt, is_text = _STRING_OPS[op]
+            stack.append(text(rd.read(1)[0] if fmt is None else length(fmt), is_text))
         elif op in (pickle.GLOBAL, pickle.STACK_GLOBAL):
             if op == pickle.GLOBAL:
                 module, name = rd.line(), rd.line()

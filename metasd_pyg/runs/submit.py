@@ -40,6 +40,7 @@ from metasd_pyg.runs.config import RunConfig
 from metasd_pyg.sections import Section, check, option
 from metasd_pyg.storage.atomic import atomic_write_json, atomic_write_text
 from metasd_pyg.storage.folder import RunFolder
+from metasd_pyg.training.checkpoint import has_checkpoint
 
 #: The submitted model of a run: ``auto`` = the student when the run has one.
 SubmitModel = Literal["auto", "teacher", "student"]
@@ -80,7 +81,7 @@ def _state(folder: Path) -> str:
         return "failed"
     if run.marker().get("status") == "complete" and (folder / run.RESULTS).is_file():
         return "complete"
-    return "resumable" if (run.checkpoint_dir / "checkpoint.json").is_file() else "failed"
+    return "resumable" if has_checkpoint(run.checkpoint_dir) else "failed"
 
 
 def _std(values: list[float]) -> float | None:

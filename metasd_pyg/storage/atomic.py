@@ -33,14 +33,26 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
     Returns:
         The destination path.
     """
+    def produce(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            write(fh)
+
+    return _atomic_file(path, produce)
+
+
+def _atomic_file(path: str | Path, produce: Callable[[str], Any]) -> Path:
+    """``produce(temporary_path)`` writes the file; then mode, fsync and rename into place.
+
+    The temporary is removed when ``produce`` fails; the destination is never touched then.
+    """
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        # mkstemp creates 0600 files; give the result the usual umask-based mode.
+        produce(tmp)
+        # mkstemp (and writers that replace the file) create 0600 files: the usual mode
         os.chmod(tmp, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
+        with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
@@ -70,7 +82,6 @@ def atomic_write_json(path: str | Path, obj: Any) -> Path:
     return atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=False) + "\n")
 
 
-
 def atomic_save_safetensors(path: str | Path, tensors: dict[str, Any],
                             metadata: dict[str, str] | None = None) -> Path:
     """Write ``tensors`` as a safetensors file at ``path`` atomically, streamed.
@@ -86,17 +97,4 @@ def atomic_save_safetensors(path: str | Path, tensors: dict[str, Any],
     """
     from safetensors.torch import save_file
 
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata=metadata)
-        # after the write: safetensors may replace the file (as a 0600 temporary)
-        os.chmod(tmp, 0o666 & ~_umask())
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return _atomic_file(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
