@@ -28,7 +28,7 @@ def _cfg(**kw: Any) -> MetaSDConfig:
 
 def test_the_items_follow_the_configuration() -> None:
     g = _graph(2_500_604)
-    meta = estimate_memory(_cfg(mode="metasd"), g)
+    meta = estimate_memory(_cfg(mode="metasd", meta=True), g)
     table = 2_500_604 * 100 * 4
     assert meta.held["model (float32)"] == pytest.approx(2 * table, rel=1e-3)
     assert meta.held["optimizer state (adagrad)"] == meta.held["model (float32)"]
@@ -42,7 +42,7 @@ def test_the_items_follow_the_configuration() -> None:
     small = estimate_memory(_cfg(mode="dense_same_nnz"), g)
     assert small.peak_bytes < teacher.peak_bytes < nometa.peak_bytes < meta.peak_bytes
     assert meta.peak_bytes < 16e9  # the full-size MetaSD plan of issue 12
-    on_disk = estimate_memory(_cfg(mode="metasd"), g, checkpoints=True)
+    on_disk = estimate_memory(_cfg(mode="metasd", meta=True), g, checkpoints=True)
     assert meta.peak_bytes - on_disk.peak_bytes == meta.held["best epoch's snapshot"]
     dense = estimate_memory(_cfg(mode="metasd", loss="1-n"), g)
     assert dense.transient["a training step (whole tables)"] > 10e9  # B x E logits

@@ -23,8 +23,8 @@ from .helpers import tiny_evaluate, toy_graph
 
 def _cfg(**kw: Any) -> MetaSDConfig:
     base: dict[str, Any] = dict(dim=8, epochs=3, batch_size=16, eval_every=1, progress=False,
-                                meta_every=1, quiz_fraction=0.1, quiz_batch_size=8, seed=3,
-                                device="cpu", sparsity=0.5)
+                                meta=True, meta_every=1, quiz_fraction=0.1, quiz_batch_size=8,
+                                seed=3, device="cpu", sparsity=0.5)
     return MetaSDConfig.flat(**{**base, **kw})
 
 

@@ -22,8 +22,8 @@ from .helpers import EverySchedule, PrefixPruner, tiny_evaluate, toy_graph
 
 def _cfg(**kw: Any) -> MetaSDConfig:
     base: dict[str, Any] = dict(dim=8, epochs=4, batch_size=16, eval_every=2, progress=False,
-                                meta_every=2, quiz_fraction=0.1, quiz_batch_size=8, seed=3,
-                                device="cpu", sparsity=0.5)
+                                meta=True, meta_every=2, quiz_fraction=0.1, quiz_batch_size=8,
+                                seed=3, device="cpu", sparsity=0.5)
     base.update(kw)
     return MetaSDConfig.flat(**base)
 
