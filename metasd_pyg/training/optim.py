@@ -18,6 +18,7 @@ from torch import Tensor
 
 from metasd_pyg.errors import ConfigError
 from metasd_pyg.sections import Section, check
+from metasd_pyg.training.row_optim import RowAdagrad
 
 #: Optimiser names.
 OptimizerName = Literal["adagrad", "adam"]
@@ -25,8 +26,9 @@ OptimizerName = Literal["adagrad", "adam"]
 OPTIMIZERS: tuple[str, ...] = typing.get_args(OptimizerName)
 _CLASSES: dict[str, type[torch.optim.Optimizer]] = {"adagrad": torch.optim.Adagrad,
                                                      "adam": torch.optim.Adam}
-#: The classes for sparse (row-wise) gradients.
-_SPARSE_CLASSES: dict[str, type[torch.optim.Optimizer]] = {"adagrad": torch.optim.Adagrad,
+#: The classes for sparse (row-wise) gradients (RowAdagrad: torch's Adagrad, bit for bit,
+#: applied with row gathers instead of sparse-tensor arithmetic).
+_SPARSE_CLASSES: dict[str, type[torch.optim.Optimizer]] = {"adagrad": RowAdagrad,
                                                             "adam": torch.optim.SparseAdam}
 
 
@@ -51,7 +53,8 @@ class OptimConfig(Section):
         Args:
             params: Parameters to optimise.
             sparse: The gradients are sparse (row-wise engine): adam becomes
-                :class:`torch.optim.SparseAdam`; Adagrad takes them as is.
+                :class:`torch.optim.SparseAdam`, adagrad
+                :class:`~metasd_pyg.training.row_optim.RowAdagrad`.
         """
         return make_optimizer(self.optimizer, params, self.lr, sparse=sparse)
 
@@ -80,7 +83,9 @@ def make_optimizer(name: str, params: Iterable[Tensor], lr: float, *,
         lr: Learning rate.
         sparse: For sparse (row-wise) gradients: ``"adam"`` is then
             :class:`torch.optim.SparseAdam` (lazy Adam: only rows with a
-            gradient move and update their moments).
+            gradient move and update their moments), ``"adagrad"``
+            :class:`~metasd_pyg.training.row_optim.RowAdagrad` (the same
+            update as torch's Adagrad, applied row-wise).
     """
     if lr < 0:
         raise ConfigError(f"learning rate must be >= 0, got {lr}")
