@@ -51,8 +51,14 @@ def _methods(args: argparse.Namespace) -> dict[str, MetaSDConfig]:
     out = {}
     for engine in args.engines:
         for mode in args.modes:
-            out[f"{mode} ({engine})"] = MetaSDConfig.flat(**base, mode=mode, engine=engine)
+            out[f"{mode} ({engine})"] = MetaSDConfig.flat(**base, **MODES[mode], engine=engine)
     return out
+
+
+#: ``--modes`` choices: MetaSD runs without the meta step by default; ``metasd+meta`` adds it.
+MODES: dict[str, dict[str, Any]] = {
+    "teacher": dict(mode="teacher"), "metasd": dict(mode="metasd"),
+    "metasd+meta": dict(mode="metasd", meta=True), "dense_same_nnz": dict(mode="dense_same_nnz")}
 
 
 def _products(batch: int, width: int, cands: int, repeats: int = 5) -> float:
@@ -108,8 +114,9 @@ def main() -> None:
                    help="datasets or synthetic specs; the first is the reference")
     p.add_argument("--root", default=os.environ.get("METASD_DATA_ROOT", "../shared/datasets"))
     p.add_argument("--cache-dir", default=None, help="processed-graph cache (load_dataset)")
-    p.add_argument("--modes", nargs="+", default=["teacher", "metasd"],
-                   choices=["teacher", "metasd", "dense_same_nnz"])
+    p.add_argument("--modes", nargs="+", default=["teacher", "metasd", "metasd+meta"],
+                   choices=list(MODES),
+                   help="metasd: the default (no meta step); metasd+meta: with the meta step")
     p.add_argument("--engines", nargs="+", default=["rows"], choices=["rows", "dense"])
     p.add_argument("--dim", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=1000)
