@@ -64,6 +64,16 @@ def parameter(model: nn.Module, weights: Weights | None, name: str) -> Tensor:
     return model.get_parameter(name)
 
 
+def gather_rows(table: Tensor, ids: Tensor) -> Tensor:
+    """Rows ``table[ids]`` (``ids`` of any shape), as an embedding lookup.
+
+    The same values as indexing; its backward is torch's embedding backward,
+    about twice as fast on the CPU as indexing's accumulating ``index_put_``
+    (a step gathers a dozen such rows).
+    """
+    return F.embedding(ids, table)
+
+
 def _bilinear(query: Tensor, cand: Tensor) -> Tensor:
     if cand.dim() == 2:
         return query @ cand.t()
@@ -77,7 +87,7 @@ def _distance(query: Tensor, cand: Tensor, p: float) -> Tensor:
 
 
 def _rotation(model: KGEModel, weights: Weights | None, rel: Tensor) -> tuple[Tensor, Tensor]:
-    theta = parameter(model, weights, "rel_emb.weight")[rel]
+    theta = gather_rows(parameter(model, weights, "rel_emb.weight"), rel)
     return torch.cos(theta), torch.sin(theta)
 
 
@@ -88,7 +98,7 @@ def _complex_entity_matrix(
 
     def rows(name: str) -> Tensor:
         table = parameter(model, weights, name)
-        return table if candidates is None else table[candidates]
+        return table if candidates is None else gather_rows(table, candidates)
 
     re = rows("node_emb.weight")
     return torch.cat([re, rows("node_emb_im.weight")], dim=-1)
@@ -99,11 +109,10 @@ def _complex_entity_moduli(
 ) -> tuple[Tensor, Tensor]:
     """``re^2 + im^2`` per complex coordinate of the ``head`` and ``tail`` rows."""
     ent = parameter(model, weights, "node_emb.weight")
-    e2 = ent * ent
     ent_im = parameter(model, weights, "node_emb_im.weight")
-    h2 = e2[head] + (ent_im * ent_im)[head]
-    t2 = e2[tail] + (ent_im * ent_im)[tail]
-    return h2, t2
+    h_re, h_im = gather_rows(ent, head), gather_rows(ent_im, head)
+    t_re, t_im = gather_rows(ent, tail), gather_rows(ent_im, tail)
+    return h_re * h_re + h_im * h_im, t_re * t_re + t_im * t_im
 
 
 def _real_entity_moduli(
@@ -111,8 +120,8 @@ def _real_entity_moduli(
 ) -> tuple[Tensor, Tensor]:
     """``x^2`` per coordinate of the ``head`` and ``tail`` rows."""
     ent = parameter(model, weights, "node_emb.weight")
-    e2 = ent * ent
-    return e2[head], e2[tail]
+    h, t = gather_rows(ent, head), gather_rows(ent, tail)
+    return h * h, t * t
 
 
 class ModelAdapter(ABC):
@@ -431,19 +440,19 @@ class ComplExAdapter(BilinearAdapter):
     def tail_query(
         self, model: KGEModel, head: Tensor, rel: Tensor, weights: Weights | None = None
     ) -> Tensor:
-        h_re = parameter(model, weights, "node_emb.weight")[head]
-        h_im = parameter(model, weights, "node_emb_im.weight")[head]
-        r_re = parameter(model, weights, "rel_emb.weight")[rel]
-        r_im = parameter(model, weights, "rel_emb_im.weight")[rel]
+        h_re = gather_rows(parameter(model, weights, "node_emb.weight"), head)
+        h_im = gather_rows(parameter(model, weights, "node_emb_im.weight"), head)
+        r_re = gather_rows(parameter(model, weights, "rel_emb.weight"), rel)
+        r_im = gather_rows(parameter(model, weights, "rel_emb_im.weight"), rel)
         return torch.cat([h_re * r_re - h_im * r_im, h_im * r_re + h_re * r_im], dim=-1)
 
     def head_query(
         self, model: KGEModel, rel: Tensor, tail: Tensor, weights: Weights | None = None
     ) -> Tensor:
-        t_re = parameter(model, weights, "node_emb.weight")[tail]
-        t_im = parameter(model, weights, "node_emb_im.weight")[tail]
-        r_re = parameter(model, weights, "rel_emb.weight")[rel]
-        r_im = parameter(model, weights, "rel_emb_im.weight")[rel]
+        t_re = gather_rows(parameter(model, weights, "node_emb.weight"), tail)
+        t_im = gather_rows(parameter(model, weights, "node_emb_im.weight"), tail)
+        r_re = gather_rows(parameter(model, weights, "rel_emb.weight"), rel)
+        r_im = gather_rows(parameter(model, weights, "rel_emb_im.weight"), rel)
         return torch.cat([r_re * t_re + r_im * t_im, r_re * t_im - r_im * t_re], dim=-1)
 
     def entity_matrix(
@@ -461,11 +470,11 @@ class ComplExAdapter(BilinearAdapter):
         ``[h_re t_re + h_im t_im, h_re t_im - h_im t_re]``: one product with
         the ``[R, 2d]`` relation matrix ``[r_re, r_im]``.
         """
-        h_re = parameter(model, weights, "node_emb.weight")[head]
-        t_re = parameter(model, weights, "node_emb.weight")[tail]
+        h_re = gather_rows(parameter(model, weights, "node_emb.weight"), head)
+        t_re = gather_rows(parameter(model, weights, "node_emb.weight"), tail)
         rel_re = parameter(model, weights, "rel_emb.weight")
-        h_im = parameter(model, weights, "node_emb_im.weight")[head]
-        t_im = parameter(model, weights, "node_emb_im.weight")[tail]
+        h_im = gather_rows(parameter(model, weights, "node_emb_im.weight"), head)
+        t_im = gather_rows(parameter(model, weights, "node_emb_im.weight"), tail)
         rel_im = parameter(model, weights, "rel_emb_im.weight")
         q = torch.cat([h_re * t_re + h_im * t_im, h_re * t_im - h_im * t_re], dim=-1)
         return q @ torch.cat([rel_re, rel_im], dim=-1).t()
@@ -488,9 +497,9 @@ class ComplExAdapter(BilinearAdapter):
     def relation_squared_moduli(
         self, model: KGEModel, weights: Weights | None, rel: Tensor
     ) -> Tensor | None:
-        r = parameter(model, weights, "rel_emb.weight")[rel]
+        r = gather_rows(parameter(model, weights, "rel_emb.weight"), rel)
         r2 = r * r
-        r_im = parameter(model, weights, "rel_emb_im.weight")[rel]
+        r_im = gather_rows(parameter(model, weights, "rel_emb_im.weight"), rel)
         return r2 + r_im * r_im
 
 
@@ -516,27 +525,27 @@ class DistMultAdapter(BilinearAdapter):
     def tail_query(
         self, model: KGEModel, head: Tensor, rel: Tensor, weights: Weights | None = None
     ) -> Tensor:
-        h_re = parameter(model, weights, "node_emb.weight")[head]
-        return h_re * parameter(model, weights, "rel_emb.weight")[rel]
+        h_re = gather_rows(parameter(model, weights, "node_emb.weight"), head)
+        return h_re * gather_rows(parameter(model, weights, "rel_emb.weight"), rel)
 
     def head_query(
         self, model: KGEModel, rel: Tensor, tail: Tensor, weights: Weights | None = None
     ) -> Tensor:
-        t_re = parameter(model, weights, "node_emb.weight")[tail]
-        return t_re * parameter(model, weights, "rel_emb.weight")[rel]
+        t_re = gather_rows(parameter(model, weights, "node_emb.weight"), tail)
+        return t_re * gather_rows(parameter(model, weights, "rel_emb.weight"), rel)
 
     def entity_matrix(
         self, model: KGEModel, weights: Weights | None = None, candidates: Tensor | None = None
     ) -> Tensor:
         table = parameter(model, weights, "node_emb.weight")
-        return table if candidates is None else table[candidates]
+        return table if candidates is None else gather_rows(table, candidates)
 
     def score_relations(
         self, model: KGEModel, head: Tensor, tail: Tensor, weights: Weights | None = None
     ) -> Tensor:
         r"""Relation scores :math:`\langle h \circ t, r\rangle` (one product with the table)."""
-        h_re = parameter(model, weights, "node_emb.weight")[head]
-        t_re = parameter(model, weights, "node_emb.weight")[tail]
+        h_re = gather_rows(parameter(model, weights, "node_emb.weight"), head)
+        t_re = gather_rows(parameter(model, weights, "node_emb.weight"), tail)
         rel_re = parameter(model, weights, "rel_emb.weight")
         return (h_re * t_re) @ rel_re.t()
 
@@ -554,7 +563,7 @@ class DistMultAdapter(BilinearAdapter):
     def relation_squared_moduli(
         self, model: KGEModel, weights: Weights | None, rel: Tensor
     ) -> Tensor | None:
-        r = parameter(model, weights, "rel_emb.weight")[rel]
+        r = gather_rows(parameter(model, weights, "rel_emb.weight"), rel)
         return r * r
 
 
@@ -593,8 +602,8 @@ class RotatEAdapter(DistanceAdapter):
     def tail_query(
         self, model: KGEModel, head: Tensor, rel: Tensor, weights: Weights | None = None
     ) -> Tensor:
-        h_re = parameter(model, weights, "node_emb.weight")[head]
-        h_im = parameter(model, weights, "node_emb_im.weight")[head]
+        h_re = gather_rows(parameter(model, weights, "node_emb.weight"), head)
+        h_im = gather_rows(parameter(model, weights, "node_emb_im.weight"), head)
         c, s = _rotation(model, weights, rel)
         return torch.cat([c * h_re - s * h_im, c * h_im + s * h_re], dim=-1)
 
@@ -602,8 +611,8 @@ class RotatEAdapter(DistanceAdapter):
         self, model: KGEModel, rel: Tensor, tail: Tensor, weights: Weights | None = None
     ) -> Tensor:
         # |r| = 1, so ||h o r - t|| = ||h - t o conj(r)||.
-        t_re = parameter(model, weights, "node_emb.weight")[tail]
-        t_im = parameter(model, weights, "node_emb_im.weight")[tail]
+        t_re = gather_rows(parameter(model, weights, "node_emb.weight"), tail)
+        t_im = gather_rows(parameter(model, weights, "node_emb_im.weight"), tail)
         c, s = _rotation(model, weights, rel)
         return torch.cat([c * t_re + s * t_im, c * t_im - s * t_re], dim=-1)
 
@@ -620,11 +629,11 @@ class RotatEAdapter(DistanceAdapter):
         Broadcast over ``[B, R, d]`` (the rotations differ per relation, so
         no single distance matrix serves).
         """
-        h_re = parameter(model, weights, "node_emb.weight")[head]
-        t_re = parameter(model, weights, "node_emb.weight")[tail]
+        h_re = gather_rows(parameter(model, weights, "node_emb.weight"), head)
+        t_re = gather_rows(parameter(model, weights, "node_emb.weight"), tail)
         rel_re = parameter(model, weights, "rel_emb.weight")
-        h_im = parameter(model, weights, "node_emb_im.weight")[head]
-        t_im = parameter(model, weights, "node_emb_im.weight")[tail]
+        h_im = gather_rows(parameter(model, weights, "node_emb_im.weight"), head)
+        t_im = gather_rows(parameter(model, weights, "node_emb_im.weight"), tail)
         c, s = torch.cos(rel_re), torch.sin(rel_re)  # [R, D]
         re = c[None] * h_re[:, None] - s[None] * h_im[:, None] - t_re[:, None]
         im = c[None] * h_im[:, None] + s[None] * h_re[:, None] - t_im[:, None]
@@ -690,22 +699,22 @@ class TransEAdapter(DistanceAdapter):
     def tail_query(
         self, model: KGEModel, head: Tensor, rel: Tensor, weights: Weights | None = None
     ) -> Tensor:
-        h_re = parameter(model, weights, "node_emb.weight")[head]
+        h_re = gather_rows(parameter(model, weights, "node_emb.weight"), head)
         h = F.normalize(h_re, p=model.p_norm, dim=-1)
-        return h + parameter(model, weights, "rel_emb.weight")[rel]
+        return h + gather_rows(parameter(model, weights, "rel_emb.weight"), rel)
 
     def head_query(
         self, model: KGEModel, rel: Tensor, tail: Tensor, weights: Weights | None = None
     ) -> Tensor:
-        t_re = parameter(model, weights, "node_emb.weight")[tail]
+        t_re = gather_rows(parameter(model, weights, "node_emb.weight"), tail)
         t = F.normalize(t_re, p=model.p_norm, dim=-1)
-        return t - parameter(model, weights, "rel_emb.weight")[rel]
+        return t - gather_rows(parameter(model, weights, "rel_emb.weight"), rel)
 
     def entity_matrix(
         self, model: KGEModel, weights: Weights | None = None, candidates: Tensor | None = None
     ) -> Tensor:
         table = parameter(model, weights, "node_emb.weight")
-        re = table if candidates is None else table[candidates]
+        re = table if candidates is None else gather_rows(table, candidates)
         return F.normalize(re, p=model.p_norm, dim=-1)
 
     def score_relations(
@@ -715,8 +724,8 @@ class TransEAdapter(DistanceAdapter):
 
         One :func:`torch.cdist` of :math:`\hat t - \hat h` against the relation table.
         """
-        h_re = parameter(model, weights, "node_emb.weight")[head]
-        t_re = parameter(model, weights, "node_emb.weight")[tail]
+        h_re = gather_rows(parameter(model, weights, "node_emb.weight"), head)
+        t_re = gather_rows(parameter(model, weights, "node_emb.weight"), tail)
         rel_re = parameter(model, weights, "rel_emb.weight")
         h = F.normalize(h_re, p=model.p_norm, dim=-1)
         t = F.normalize(t_re, p=model.p_norm, dim=-1)
@@ -737,7 +746,7 @@ class TransEAdapter(DistanceAdapter):
     def relation_squared_moduli(
         self, model: KGEModel, weights: Weights | None, rel: Tensor
     ) -> Tensor | None:
-        r = parameter(model, weights, "rel_emb.weight")[rel]
+        r = gather_rows(parameter(model, weights, "rel_emb.weight"), rel)
         return r * r
 
 
