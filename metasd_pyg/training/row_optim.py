@@ -83,4 +83,6 @@ def _row_update(p: Tensor, grad: Tensor, acc: Tensor, clr: float, eps: float) ->
         return
     s = acc.index_select(0, rows).add_(values.pow(2))  # as torch: no fused multiply-add
     acc.index_copy_(0, rows, s)
-    p.index_add_(0, rows, values / s.sqrt_().add_(eps), alpha=-clr)
+    # gather, update, scatter: index_add_ with alpha != 1 takes a per-row slow path
+    p.index_copy_(0, rows, p.index_select(0, rows).add_(values / s.sqrt_().add_(eps),
+                                                         alpha=-clr))
