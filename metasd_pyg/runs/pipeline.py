@@ -222,6 +222,31 @@ def peak_rss_bytes() -> int:
     return int(rss if sys.platform == "darwin" else rss * 1024)
 
 
+#: Bytes per ranked test query and model of the run's final phase: the per-query ranks
+#: kept by the final evaluations, turned into ``results.json`` (Python lists, then JSON
+#: text). Measured at ogbl-wikikg2 size: a MetaSD run's final phase needed 3.65 GB (no meta
+#: step) and 3.70 GB (meta step) above its held buffers for 2 x 1,197,086 ranked test
+#: queries (``benchmarks/results/scale.md``).
+RESULTS_BYTES_PER_QUERY = 1550
+#: Name of that item in the memory estimate.
+FINAL_RESULTS_ITEM = "final results (every test query's rank, results.json)"
+
+
+def final_results_bytes(graph: KnowledgeGraph, config: RunConfig) -> int:
+    """Memory of the run's final phase (:data:`RESULTS_BYTES_PER_QUERY` per test query, both
+    directions, and model); 0 for a ``max_steps`` run without a final evaluation.
+
+    Args:
+        graph: The run's graph.
+        config: The run's configuration.
+    """
+    trainer = config.train.trainer
+    if trainer.max_steps is not None and not trainer.final_eval:
+        return 0
+    queries = 2 * int(graph.test.size(0))
+    return RESULTS_BYTES_PER_QUERY * queries * len(roles_of(config.train.recipe.mode))
+
+
 def _check_memory(graph: KnowledgeGraph, config: RunConfig) -> MemoryEstimate:
     """Estimate the run's peak memory, print it (with progress output) and refuse a run
     above ``config.run.memory_limit`` before anything is written or allocated."""
@@ -230,6 +255,9 @@ def _check_memory(graph: KnowledgeGraph, config: RunConfig) -> MemoryEstimate:
     from metasd_pyg.training.memory import estimate_memory
 
     memory = estimate_memory(config.train, graph, checkpoints=True)  # the run folder's
+    final = final_results_bytes(graph, config)
+    if final:
+        memory = MemoryEstimate(memory.held, {**memory.transient, FINAL_RESULTS_ITEM: final})
     limit = config.run.memory_limit_bytes()
     if config.train.runtime.progress:
         stated = "no limit" if limit is None else f"limit {limit / 1e9:.2f} GB"

@@ -137,3 +137,27 @@ def test_saved_configs_predating_an_option_keep_the_value_they_ran_with(tmp_path
     with pytest.raises(ConfigError, match="cannot change k_max_factor"):
         check_resume(saved, RunConfig.resolve({"dataset": "umls"}), tmp_path)
     check_resume(saved, RunConfig.resolve({"dataset": "umls", "k_max_factor": None}), tmp_path)
+
+
+def test_the_memory_plan_counts_the_final_phase() -> None:
+    """results.json's per-query ranks are planned: per test query, direction and model."""
+    from metasd_pyg.data import generate_synthetic
+    from metasd_pyg.runs.pipeline import (
+        FINAL_RESULTS_ITEM,
+        RESULTS_BYTES_PER_QUERY,
+        _check_memory,
+        final_results_bytes,
+    )
+
+    graph = generate_synthetic(300, 6, 4000, seed=1)
+    queries = 2 * int(graph.test.size(0))
+    metasd = RunConfig.resolve({"dataset": "umls", "mode": "metasd", "progress": False})
+    teacher = RunConfig.resolve({"dataset": "umls", "mode": "teacher", "progress": False})
+    assert final_results_bytes(graph, metasd) == 2 * queries * RESULTS_BYTES_PER_QUERY
+    assert final_results_bytes(graph, teacher) == queries * RESULTS_BYTES_PER_QUERY
+    smoke = RunConfig.resolve({"dataset": "umls", "max_steps": 3})
+    assert final_results_bytes(graph, smoke) == 0  # no final evaluation
+    final_eval = RunConfig.resolve({"dataset": "umls", "max_steps": 3, "final_eval": True})
+    assert final_results_bytes(graph, final_eval) > 0
+    plan = _check_memory(graph, metasd)
+    assert plan.transient[FINAL_RESULTS_ITEM] == final_results_bytes(graph, metasd)
