@@ -87,11 +87,13 @@ class EvaluationResult:
         return out
 
     @staticmethod
-    def from_dict(data: dict[str, Any]) -> EvaluationResult:
+    def from_dict(data: dict[str, Any], ranks: pd.DataFrame | None = None) -> EvaluationResult:
         """Rebuild a result from :meth:`to_dict` output.
 
         Args:
             data: The dictionary (e.g. loaded from JSON).
+            ranks: Per-query ranks stored elsewhere (a run folder's
+                ``ranks.safetensors``); default: ``data["ranks"]``, or none.
         """
         buckets = pd.DataFrame.from_records(data["buckets"])
         for col in ("lower", "upper"):
@@ -105,7 +107,8 @@ class EvaluationResult:
             known = buckets["bucket"].isin(list(scheme.labels))
             buckets.loc[known, "lower"] = buckets.loc[known, "bucket"].map(lowers)
             buckets.loc[known, "upper"] = buckets.loc[known, "bucket"].map(uppers)
-        ranks = pd.DataFrame(data.get("ranks", {c: [] for c in RANK_COLUMNS}))
+        if ranks is None:
+            ranks = pd.DataFrame(data.get("ranks", {c: [] for c in RANK_COLUMNS}))
         return EvaluationResult(
             label=data["label"],
             summary=dict(data["summary"]),

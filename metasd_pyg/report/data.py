@@ -92,7 +92,11 @@ class RunData:
     def test_result(self, role: str, label: str) -> EvaluationResult:
         """Test result of ``role`` with per-query ranks, relabelled ``label``."""
         if role not in self._tests:
-            self._tests[role] = EvaluationResult.from_dict(self.evaluation(role, "test"))
+            ev = self.evaluation(role, "test")
+            ranks = None
+            if "ranks_key" in ev:  # results format 2: ranks in ranks.safetensors
+                ranks = RunFolder.open(self.path).read_ranks(str(ev["ranks_key"]))
+            self._tests[role] = EvaluationResult.from_dict(ev, ranks=ranks)
         res = self._tests[role]
         return EvaluationResult(label, res.summary, res.buckets, res.ranks, res.config)
 

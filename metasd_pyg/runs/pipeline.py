@@ -63,6 +63,9 @@ logger = logging.getLogger(__name__)
 
 #: Format tag of ``results.json``.
 RESULTS_FORMAT = "metasd-pyg-results"
+#: Its version: 2 keeps the per-query test ranks in ``ranks.safetensors`` (an
+#: evaluation's ``ranks_key``), 1 kept them in ``results.json`` (``ranks``, still read).
+RESULTS_FORMAT_VERSION = 2
 
 
 def default_run_dir(config: RunConfig, root: str | Path = "runs") -> Path:
@@ -443,15 +446,18 @@ def _write_tables(run: RunFolder, final: _FinalResults) -> None:
 def _write_results(run: RunFolder, result: TrainResult, graph: KnowledgeGraph,
                    config: RunConfig, final: _FinalResults, compression: dict[str, Any],
                    start: float) -> dict[str, Any]:
-    """Write ``results.json`` and return its training summary.
+    """Write ``ranks.safetensors`` (every test query's rank, per model), then
+    ``results.json`` (which refers to it), and return the training summary.
 
     Args:
         start: :func:`time.perf_counter` at the start of the run (for ``wall_time``).
     """
     training = _training_summary(result, start)
+    run.write_ranks({_ranks_key(role, split): res.ranks
+                     for role, split, res in final.evaluated if split == "test"})
     run.write_results({
         "format": RESULTS_FORMAT,
-        "format_version": 1,
+        "format_version": RESULTS_FORMAT_VERSION,
         "run": run.name,
         "mode": config.train.recipe.mode,
         "dataset": dataset_summary(graph),
@@ -460,7 +466,8 @@ def _write_results(run: RunFolder, result: TrainResult, graph: KnowledgeGraph,
         "training": training,
         "compression": compression,
         "evaluations": [
-            {"role": role, "split": split, **res.to_dict(include_ranks=(split == "test"))}
+            {"role": role, "split": split, **res.to_dict(),
+             **({"ranks_key": _ranks_key(role, split)} if split == "test" else {})}
             for role, split, res in final.evaluated
         ],
         "categories": [
@@ -469,6 +476,11 @@ def _write_results(run: RunFolder, result: TrainResult, graph: KnowledgeGraph,
         ],
     })
     return training
+
+
+def _ranks_key(role: str, split: str) -> str:
+    """Key of a model's per-query ranks in ``ranks.safetensors``."""
+    return f"{role}/{split}"
 
 
 def _training_summary(result: TrainResult, start: float) -> dict[str, Any]:

@@ -10,6 +10,7 @@ Layout of a run folder (all JSON files are written atomically)::
     checkpoints/     the trainer's atomic checkpoints (safetensors + JSON)
     model.safetensors  final (best-valid) weights of the model and the student's masks
     results.json     final results of every model of the run (summary, compression...)
+    ranks.safetensors  per-query test ranks of every model (:mod:`~metasd_pyg.storage.frames`)
     buckets.csv      long-tail bucket table of every model and split
     categories.csv   relation-category table of every model and split
     student.safetensors   compressed student artifact (see :mod:`metasd_pyg.export`)
@@ -66,6 +67,7 @@ class RunFolder:
     METRICS = "metrics.jsonl"
     TRAIN_LOG = "train.jsonl"
     RESULTS = "results.json"
+    RANKS = "ranks.safetensors"
     BUCKETS = "buckets.csv"
     CATEGORIES = "categories.csv"
     STUDENT = "student.safetensors"
@@ -340,6 +342,22 @@ class RunFolder:
     def read_results(self) -> dict[str, Any]:
         """The final results (``RunFolderError`` if the run has not finished)."""
         return self._read_json(self.RESULTS)
+
+    def write_ranks(self, frames: Mapping[str, Any]) -> Path:
+        """Save per-query rank tables (key -> data frame) to ``ranks.safetensors``.
+
+        Args:
+            frames: Frames by key (``"<role>/<split>"``), see :func:`~.frames.save_frames`.
+        """
+        from metasd_pyg.storage.frames import save_frames
+
+        return save_frames(self.path / self.RANKS, frames)
+
+    def read_ranks(self, key: str) -> Any:
+        """The rank table stored under ``key`` (a data frame; ``RunFolderError`` if absent)."""
+        from metasd_pyg.storage.frames import load_frame
+
+        return load_frame(self.path / self.RANKS, key)
 
     def has_results(self) -> bool:
         """Whether ``results.json`` exists."""

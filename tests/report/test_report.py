@@ -61,6 +61,39 @@ def test_tables(nations_runs):
     assert list(curves[curves["run"] == "metasd"]["epoch"]) == [1, 2]
 
 
+def test_ranks_live_beside_results_and_format_1_still_reads(nations_runs, tmp_path):
+    import json
+    import shutil
+
+    results = json.loads((nations_runs[0] / "results.json").read_text())
+    assert results["format_version"] == 2
+    tests_ = [e for e in results["evaluations"] if e["split"] == "test"]
+    assert tests_ and all("ranks" not in e and e["ranks_key"] == f"{e['role']}/test"
+                          for e in tests_)
+    new = load_runs([nations_runs[0]])[0].test_result("student", "s")
+    n_test = results["dataset"]["test"]
+    assert len(new.ranks) == 2 * n_test and set(new.ranks["side"]) == {"tail", "head"}
+    assert new.ranks["rank"].ge(1).all() and new.ranks["bucket"].notna().all()
+    assert new.mrr == pytest.approx((1 / new.ranks["rank"]).mean())
+    # a run written before the ranks file (format 1): the ranks inline in results.json
+    old = tmp_path / "old"
+    shutil.copytree(nations_runs[0], old)
+    folder = RunFolder.open(old)
+    for ev in tests_:
+        ranks = folder.read_ranks(ev.pop("ranks_key"))
+        ev["ranks"] = {c: ranks[c].tolist() for c in ranks.columns}
+    results["format_version"] = 1
+    (old / "results.json").write_text(json.dumps(results))
+    (old / "ranks.safetensors").unlink()
+    back = load_runs([old])[0].test_result("student", "s")
+    pd.testing.assert_frame_equal(back.ranks, new.ranks, check_dtype=False)
+    # a format-2 run whose ranks file is gone is reported by name, not by a traceback
+    shutil.copytree(nations_runs[0], tmp_path / "lost")
+    (tmp_path / "lost" / "ranks.safetensors").unlink()
+    with pytest.raises(RunFolderError, match=r"ranks\.safetensors: missing"):
+        load_runs([tmp_path / "lost"])[0].test_result("student", "s")
+
+
 def test_unfinished_run_is_refused(tmp_path):
     run = RunFolder.create(tmp_path / "half")
     with pytest.raises(RunFolderError, match="--resume"):
