@@ -128,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         pkg_logger.removeHandler(handler)
         pkg_logger.setLevel(old_level)
+    if isinstance(result, dict) and result.get("rank", 0) != 0:
+        return 0  # a data-parallel run's other ranks: rank 0 reports
     if args.json:
         dump_json(result, real_stdout)
     else:

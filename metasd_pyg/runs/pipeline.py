@@ -42,6 +42,7 @@ import pandas as pd
 import torch
 
 from metasd_pyg.data.graph import KnowledgeGraph
+from metasd_pyg.errors import MetaSDError, RunFolderError
 from metasd_pyg.evaluation import EvaluationResult, build_result
 from metasd_pyg.export.artifact import encode_student, export_student
 from metasd_pyg.export.names import pack_names
@@ -52,6 +53,7 @@ from metasd_pyg.runs.summary import dataset_summary, size_summary
 from metasd_pyg.storage.folder import RunFolder
 from metasd_pyg.storage.jsonable import to_jsonable
 from metasd_pyg.training.checkpoint import check_resume as _check_resume
+from metasd_pyg.training.distributed import World
 from metasd_pyg.training.memory import MemoryEstimate
 from metasd_pyg.training.modes import roles_of
 
@@ -171,17 +173,48 @@ def train_run(
 
     Returns:
         ``{"run", "dataset", "mode", "models": {role: {"valid", "test", ...}},
-        "compression", "training", "files"}``.
+        "compression", "training", "files"}``; on ranks other than 0 of a
+        data-parallel run, ``{"rank", "world_size", "run", "steps"}``.
+
+    Launched by ``torchrun`` with several processes, the run is data-parallel
+    (:mod:`metasd_pyg.training.distributed`): rank 0 checks and creates the run
+    folder, validates, checkpoints and writes every file; the other ranks load
+    the data themselves, train their shards and write nothing.
     """
+    from metasd_pyg.training.runtime import resolve_device
+
+    world = World.from_env(config.train.distributed,
+                           resolve_device(config.train.runtime.device))
+    try:
+        return _train_run(config, world, overwrite=overwrite, resume=resume,
+                          command=command, graph=graph)
+    finally:
+        world.close()
+
+
+def _train_run(config: RunConfig, world: World, *, overwrite: bool, resume: bool,
+               command: Sequence[str] | None, graph: KnowledgeGraph | None) -> dict[str, Any]:
+    """:func:`train_run` in ``world`` (module docstring)."""
     start = time.perf_counter()
     out = Path(config.run.out) if config.run.out else default_run_dir(config)
-    # Fail fast, and leave nothing behind, on a bad folder or dataset.
-    _check_target(out, config, overwrite=overwrite, resume=resume)
-    graph = _load_graph(config) if graph is None else graph
-    memory = _check_memory(graph, config)
-    run = _create_run(out, config, overwrite=overwrite, resume=resume, command=command)
+    out = Path(world.broadcast_object(str(out), "the run folder's name"))
+    if not world.is_main:
+        return _follow_run(config, world, out, resume=resume, graph=graph)
+    failure: str | None = "rank 0 stopped while preparing the run"
+    try:
+        # Fail fast, and leave nothing behind, on a bad folder or dataset.
+        _check_target(out, config, overwrite=overwrite, resume=resume)
+        graph = _load_graph(config) if graph is None else graph
+        memory = _check_memory(graph, config)
+        run = _create_run(out, config, overwrite=overwrite, resume=resume, command=command)
+        failure = None
+    except MetaSDError as exc:
+        failure = str(exc)
+        raise
+    finally:  # the other ranks wait for the folder (or the reason there is none)
+        world.broadcast_object(failure, "rank 0's setup of the run folder")
     logger.info("%s: %s", run.path, graph)
-    trainer, result = _train(run, graph, config, resume=resume)
+    trainer, result = _train(run, graph, config, resume=resume, world=world)
     if not result.evaluated:  # max_steps ended a smoke run: no final evaluation
         return _steps_only(run, graph, config, result, memory, start)
     final = _final_results(trainer, result, graph, config)
@@ -196,6 +229,30 @@ def train_run(
     summary = _summary(run, graph, config, final, compression, training, files)
     summary["memory"] = {"estimated_bytes": memory.peak_bytes, "peak_rss_bytes": peak_rss_bytes()}
     return summary
+
+
+def _follow_run(config: RunConfig, world: World, out: Path, *, resume: bool,
+                graph: KnowledgeGraph | None) -> dict[str, Any]:
+    """A rank other than 0: wait for rank 0's run folder, load the data, train its shards.
+
+    It reads the checkpoint it resumes from (the run folder must be visible to
+    every rank) and writes nothing.
+    """
+    from metasd_pyg.training.recipes import Built, compose
+
+    failure = world.broadcast_object(None, "rank 0's setup of the run folder")
+    if failure is not None:
+        raise RunFolderError(f"{world.describe()}: rank 0 refused the run: {failure}")
+    quiet = config.train.replace(progress=False)
+    if graph is None:
+        from metasd_pyg.data import load_dataset
+
+        graph = load_dataset(config.run.dataset, config.run.data_root, progress=False)
+    trainer = compose(graph, quiet, Built(checkpoint_dir=out / RunFolder.CHECKPOINTS,
+                                          world=world))
+    result = trainer.fit(resume=resume)
+    return {"rank": world.rank, "world_size": world.size, "run": str(out),
+            "steps": result.steps}
 
 
 def _steps_only(run: RunFolder, graph: KnowledgeGraph, config: RunConfig, result: TrainResult,
@@ -324,7 +381,7 @@ def _create_run(out: Path, config: RunConfig, *, overwrite: bool, resume: bool,
 
 
 def _train(run: RunFolder, graph: KnowledgeGraph, config: RunConfig, *,
-           resume: bool) -> tuple[Run, TrainResult]:
+           resume: bool, world: World | None = None) -> tuple[Run, TrainResult]:
     """Train (or continue training) with checkpoints and logs in ``run``.
 
     A run that fails before its first checkpoint leaves no run folder behind
@@ -335,7 +392,8 @@ def _train(run: RunFolder, graph: KnowledgeGraph, config: RunConfig, *,
 
     try:
         trainer = compose(graph, config.train, Built(callbacks=[RunLogger(run)],
-                                                     checkpoint_dir=run.checkpoint_dir))
+                                                     checkpoint_dir=run.checkpoint_dir,
+                                                     world=world))
         result = trainer.fit(resume=resume)
     except BaseException:
         # Failed before the first checkpoint (e.g. an option the trainer refuses):

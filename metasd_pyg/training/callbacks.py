@@ -41,6 +41,10 @@ class StepContext:
         logs: Scalars to record in the history (parts may add entries).
         updates: Queued ``(optimizer, gradients)`` pairs, applied after the
             backward pass of ``loss`` and before the main optimiser step.
+        shard: Rows of ``batch`` (and ``target``) this process scored: the
+            logits' rows (all of them unless the run is data-parallel,
+            :mod:`~metasd_pyg.training.distributed`). ``batch``, ``target`` and
+            ``candidates`` are the whole step's, the same on every rank.
     """
 
     epoch: int
@@ -53,6 +57,7 @@ class StepContext:
     loss: Tensor
     logs: dict[str, float] = field(default_factory=dict)
     updates: list[tuple[Optimizer, dict[str, Tensor]]] = field(default_factory=list)
+    shard: slice = field(default_factory=lambda: slice(None))
 
     def add_update(self, optimizer: Optimizer, grads: dict[str, Tensor]) -> None:
         """Queue ``optimizer.step()`` with ``grads`` (param name -> gradient) as gradients.

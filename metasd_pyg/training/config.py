@@ -21,7 +21,9 @@ sets, defaults, help texts and validation, beside the part that uses it:
 * ``meta``: :class:`~metasd_pyg.training.meta.MetaConfig`, the
   :class:`~metasd_pyg.training.meta.MetaStep`;
 * ``eval``: :class:`~metasd_pyg.evaluation.config.EvalConfig`, validation during training;
-* ``runtime``: :class:`~metasd_pyg.training.runtime.RuntimeConfig`, device, threads, progress.
+* ``runtime``: :class:`~metasd_pyg.training.runtime.RuntimeConfig`, device, threads, progress;
+* ``distributed``: :class:`~metasd_pyg.training.distributed.DistributedConfig`, data-parallel
+  training under ``torchrun`` (:mod:`metasd_pyg.training.distributed`).
 
 In flat form (flags, configuration files, a run's ``config.json``) every
 option has one key (``--meta-every`` is ``MetaConfig.every``); the keys are
@@ -46,6 +48,7 @@ from metasd_pyg.evaluation.config import EvalConfig
 from metasd_pyg.models.config import ModelConfig
 from metasd_pyg.pruning.config import PruningConfig, ScheduleConfig
 from metasd_pyg.sections import OptionInfo, Section
+from metasd_pyg.training.distributed import DistributedConfig
 from metasd_pyg.training.meta import MetaConfig
 from metasd_pyg.training.modes import MODES, RecipeConfig, has_student, runs_meta
 from metasd_pyg.training.objective import DistillConfig, LossConfig
@@ -76,6 +79,7 @@ class MetaSDConfig:
         meta: The meta step.
         eval: Validation during training.
         runtime: Device, threads, progress.
+        distributed: Data-parallel training (backend, timeout, debug check).
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -89,6 +93,7 @@ class MetaSDConfig:
     meta: MetaConfig = field(default_factory=MetaConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    distributed: DistributedConfig = field(default_factory=DistributedConfig)
 
     # ------------------------------------------------------------ sections
     @classmethod

@@ -41,6 +41,7 @@ from metasd_pyg.models.config import ModelConfig
 from metasd_pyg.training.callbacks import Callback
 from metasd_pyg.training.checkpoint import checkpoint_json, has_checkpoint
 from metasd_pyg.training.config import MetaSDConfig
+from metasd_pyg.training.distributed import World
 from metasd_pyg.training.dynamic import DynamicPruning, MaskComputer, Schedule
 from metasd_pyg.training.engine import engine_for
 from metasd_pyg.training.meta import MetaStep
@@ -96,6 +97,8 @@ class Built:
         checkpoint_dir: Folder for atomic checkpoints.
         device: Overrides the runtime section's device.
         evaluator: Evaluation function.
+        world: The ranks of a data-parallel run
+            (:class:`~metasd_pyg.training.distributed.World`; ``None``: this process alone).
     """
 
     model: KGEModel | None = None
@@ -106,6 +109,7 @@ class Built:
     checkpoint_dir: str | Path | None = None
     device: str | torch.device | None = None
     evaluator: Evaluator | None = None
+    world: World | None = None
 
 
 def _model(graph: KnowledgeGraph, config: MetaSDConfig, built: Built,
@@ -126,7 +130,8 @@ def _trainer(graph: KnowledgeGraph, config: MetaSDConfig, built: Built, model: K
                    config.optim.build(model.parameters(), sparse=engine.sparse),
                    config=config, parts=[*parts, *built.callbacks],
                    checkpoint_dir=built.checkpoint_dir, device=built.device,
-                   evaluator=built.evaluator, phase=phase, epochs=epochs, engine=engine)
+                   evaluator=built.evaluator, phase=phase, epochs=epochs, engine=engine,
+                   world=built.world)
 
 
 def teacher(graph: KnowledgeGraph, config: MetaSDConfig, built: Built) -> Run:

@@ -43,6 +43,7 @@ from metasd_pyg.models.config import ModelConfig
 from metasd_pyg.pruning import NestedMasks, mask_density
 from metasd_pyg.training.callbacks import Callback, StepContext
 from metasd_pyg.training.checkpoint import TrainingState, has_checkpoint
+from metasd_pyg.training.distributed import World
 from metasd_pyg.training.engine import Engine, TableView, engine_for
 from metasd_pyg.training.objective import Objective
 from metasd_pyg.training.optim import OptimConfig
@@ -82,6 +83,10 @@ class Trainer:
         epochs: Epoch count at which the loop ends (default ``config.trainer.epochs``).
         engine: How steps see the tables (:mod:`metasd_pyg.training.engine`;
             default: from the configuration, row-wise for ``loss="sampled"``).
+        world: The processes of a data-parallel run
+            (:class:`~metasd_pyg.training.distributed.World`; default: this
+            process alone). Each rank computes its shard of every batch; only
+            rank 0 validates, checkpoints and shows progress.
     """
 
     def __init__(
@@ -99,6 +104,7 @@ class Trainer:
         phase: str = "train",
         epochs: int | None = None,
         engine: Engine | None = None,
+        world: World | None = None,
     ) -> None:
         from metasd_pyg.training.config import MetaSDConfig
 
@@ -111,6 +117,8 @@ class Trainer:
             raise ConfigError(f"model has {model.num_relations} relation rows; the trainer needs a "
                               f"reciprocal model with 2 x {R} (build_model(..., reciprocal=True))")
         self.graph = graph
+        #: The ranks of a data-parallel run (one process by default).
+        self.world = world if world is not None else World.single()
         self.objective = objective
         self.optimizer = optimizer
         self.parts: list[Callback] = list(parts)
@@ -216,6 +224,7 @@ class Trainer:
         :meth:`fit` calls it (unless it resumes from a checkpoint); call it
         yourself before driving :meth:`train_step` from your own loop.
         """
+        self.world.broadcast_tensors(list(self.model.parameters()), "the start of training")
         for part in self.parts:
             part.on_fit_start(self)
 
@@ -227,32 +236,50 @@ class Trainer:
                 (:attr:`stream`), on the trainer's device.
 
         Returns:
-            The step's scalar logs (``loss``, and ``quiz_loss`` on meta steps).
+            The step's scalar logs (``loss``, and ``quiz_loss`` on meta steps). In
+            a data-parallel run ``loss`` is this rank's share, ``n_r / B`` times
+            its shard's loss (the ranks' shares sum to the batch's loss).
+
+        With several ranks (:attr:`world`) every rank passes the same global
+        batch; each scores its shard (:meth:`~.distributed.World.shard`)
+        against the whole batch's candidates and the gradients are summed.
         """
         if batch.dim() != 2 or batch.size(0) == 0 or batch.size(1) != 3:
             raise ValueError(f"train_step needs a non-empty [B, 3] batch, got {tuple(batch.shape)}")
         cand, target = self.objective.candidates(batch, self.graph.num_entities, self.generator)
-        view = self.engine.view(self, [batch], [cand], [target])[0]
-        out = self.objective(self, view)
+        shard = self.world.shard(batch.size(0))
+        mine, mine_target = batch[shard], target[shard]
+        share = mine.size(0) / batch.size(0)
+        if mine.size(0):
+            view = self.engine.view(self, [mine], [cand], [mine_target])[0]
+            out = self.objective(self, view)
+            loss = out.loss * share if share != 1.0 else out.loss
+            teacher_logits, student_logits = out.teacher_logits, out.student_logits
+        else:  # more ranks than rows: this rank only joins the reduction
+            view, loss = None, torch.zeros((), device=batch.device)
+            teacher_logits, student_logits = torch.empty(0, 0), None
         ctx = StepContext(self.epoch, self.global_step, batch, target, cand,
-                          out.teacher_logits, out.student_logits, out.loss)
+                          teacher_logits, student_logits, loss, shard=shard)
         for part in self.parts:
             part.on_step(self, ctx)
-        self._apply(out.loss, ctx.updates, view)
+        self._apply(loss, ctx.updates, view)
         for part in self.parts:
             part.on_step_end(self, ctx)
         logs = dict(ctx.logs)
-        logs["loss"] = float(out.loss.detach())
+        logs["loss"] = float(loss.detach())
         self.global_step += 1
         return logs
 
     def _apply(self, loss: Tensor,
                updates: list[tuple[torch.optim.Optimizer, dict[str, Tensor]]],
-               view: TableView) -> None:
-        """Backward of ``loss``, queued part updates, then the main optimiser step."""
+               view: TableView | None) -> None:
+        """Backward of ``loss``, the ranks' gradient sum, queued part updates, then the
+        main optimiser step."""
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.engine.scatter(self, view)
+        if view is not None:
+            loss.backward()
+            self.engine.scatter(self, view)
+        self.world.reduce_gradients(self.model.parameters())
         params = dict(self.model.named_parameters())
         with self.engine.stepping():
             if updates:
@@ -267,8 +294,9 @@ class Trainer:
 
     # ------------------------------------------------------------ checkpoints
     def save_checkpoint(self) -> Path | None:
-        """Write the full training state to ``checkpoint_dir`` (atomic); ``None`` without one."""
-        if self.checkpoint_dir is None:
+        """Write the full training state to ``checkpoint_dir`` (atomic); ``None`` without one
+        and on every rank but 0."""
+        if self.checkpoint_dir is None or not self.world.is_main:
             return None
         path = TrainingState.of(self).save(self.checkpoint_dir)
         for part in self.parts:
@@ -313,7 +341,8 @@ class Trainer:
             total = min(total, self.epoch + math.ceil(
                 max(0, max_steps - self.global_step) / max(1, self.steps_per_epoch)))
         bar = tqdm(total=total, initial=self.epoch, file=sys.stderr,
-                   disable=not self.config.runtime.progress, desc=self.phase, dynamic_ncols=True)
+                   disable=not (self.config.runtime.progress and self.world.is_main),
+                   desc=self.phase, dynamic_ncols=True)
         stopped_early = False
         try:
             while self.epoch < self.end_epoch and not self._stop:
@@ -325,11 +354,13 @@ class Trainer:
                     break
         finally:
             bar.close()
-        if self.selection.best_state is not None:
+        if self.selection.best_state is not None and self.world.is_main:
             restore(self, self.selection.best_state)
         for part in self.parts:
             part.on_fit_end(self)
-        evaluate = self.config.trainer.final_eval or not self.reached_max_steps
+        # the final evaluation is rank 0's (the others hold no selected state)
+        evaluate = ((self.config.trainer.final_eval or not self.reached_max_steps)
+                    and self.world.is_main)
         return TrainResult.collect(self, wall_time=time.perf_counter() - start,
                                    stopped_early=stopped_early, evaluate=evaluate)
 
@@ -360,6 +391,8 @@ class Trainer:
         if max_steps is not None and self.global_step >= max_steps:
             self.reached_max_steps = True
             self._stop = True
+        if self.world.distributed and "loss" in sums:  # the ranks' shares of the loss
+            sums["loss"] = self.world.sum_floats([sums["loss"]])[0]
         logs: dict[str, Any] = {"epoch": epoch + 1, "phase": self.phase,
                                 "steps": steps, "time": time.perf_counter() - t0}
         logs.update({k: v / max(1, steps) for k, v in sums.items()})
@@ -376,18 +409,35 @@ class Trainer:
         if self.masks is not None:
             logs["sparsity"] = 1.0 - mask_density(self.masks)
         if self.epoch % cfg.eval.every == 0 or self.epoch == self.end_epoch:
-            self.selection.consider(self, self.selection.validate(self, logs))
+            self._validate(logs)
             for part in self.parts:
                 part.on_evaluate(self, self.epoch, {k: v for k, v in logs.items()
                                                     if k.startswith(("valid_", "teacher_valid"))})
         for part in self.parts:
             part.on_epoch_end(self, self.epoch, logs)
+        check = self.config.distributed.check_every
+        if self.world.distributed and check and self.epoch % check == 0:
+            self.world.check_identical(
+                {n: p.detach() for n, p in self.model.named_parameters()},
+                f"after epoch {self.epoch}")
         logs["time_total"] = time.perf_counter() - t0
         self.history.append(logs)
         if self.checkpoint_dir is not None and (self.epoch % cfg.trainer.checkpoint_every == 0
                                                 or self.epoch == self.end_epoch):
             self.save_checkpoint()
         return logs
+
+    def _validate(self, logs: dict[str, Any]) -> None:
+        """Validate and consider the epoch for selection: rank 0 does it, then every rank
+        gets its validation record and early-stopping count."""
+        if self.world.is_main:
+            self.selection.consider(self, self.selection.validate(self, logs))
+        if self.world.distributed:
+            valid = {k: v for k, v in logs.items() if k.startswith(("valid_", "teacher_valid"))}
+            valid, bad = self.world.broadcast_object((valid, self.selection.bad_evals),
+                                                     "rank 0's validation")
+            logs.update(valid)
+            self.selection.bad_evals = bad
 
     def request_stop(self) -> None:
         """Ask the trainer to stop after the current epoch (for callbacks)."""
