@@ -120,6 +120,12 @@ class World:
         if not 0 <= rank < size:
             raise ValueError(f"rank {rank} outside a world of {size}")
         self.rank, self.size, self.group, self.timeout = rank, size, group, timeout
+        #: Payload bytes this rank has handed to the gradient collectives, by kind
+        #: (``all_reduce``: the summed buffer; ``all_gather``: this rank's padded
+        #: contribution). What crosses the network follows from the algorithm: a
+        #: ring all-reduce sends ``2 (n-1)/n`` times its buffer per rank, a ring
+        #: all-gather ``n-1`` times the contribution.
+        self.traffic: dict[str, int] = {"all_reduce": 0, "all_gather": 0}
         #: Whether this world created the process group (and destroys it in :meth:`close`).
         self.owns_group = False
 
@@ -235,6 +241,7 @@ class World:
                 if p.grad is None:
                     p.grad = torch.zeros_like(p)
             flat = torch.cat([p.grad.reshape(-1) for p in dense if p.grad is not None])
+            self.traffic["all_reduce"] += flat.numel() * flat.element_size()
             with self._guard("the gradient reduction"):
                 dist.all_reduce(flat, group=self.group)
             offset = 0
@@ -273,6 +280,8 @@ class World:
             pad = longest - len(idx)
             idx_p = torch.cat([idx, idx.new_zeros(pad)])
             val_p = torch.cat([val, val.new_zeros((pad, *val.shape[1:]))])
+            self.traffic["all_gather"] += (idx_p.numel() * idx_p.element_size()
+                                           + val_p.numel() * val_p.element_size())
             all_idx = [torch.empty_like(idx_p) for _ in range(self.size)]
             all_val = [torch.empty_like(val_p) for _ in range(self.size)]
             with self._guard("the gradient reduction"):

@@ -110,3 +110,46 @@ def test_one_process_world_without_torchrun(monkeypatch: pytest.MonkeyPatch) -> 
     assert (world.rank, world.size, world.is_main, world.distributed) == (0, 1, True, False)
     with pytest.raises(ValueError, match="outside"):
         World(2, 2)
+
+
+def _fit_worker(rank: int, size: int, port: int, out: str) -> None:
+    from metasd_pyg.training.distributed import RankLost
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", rank=rank, world_size=size)
+    try:
+        world = World(rank, size)
+        cfg = _cfg(mode="metasd", loss="sampled", meta=False, dist_check_every=1, patience=1)
+        graph = toy_graph(num_entities=40, num_relations=3, n=200)
+        run = compose(graph, cfg, Built(evaluator=tiny_evaluate, world=world))
+        result = run.fit()  # the parameter check runs after every epoch
+        if rank == 1:  # a rank that drifted is caught, by name, on every rank
+            with torch.no_grad():
+                run.model.rel_emb.weight[0, 0] += 1e-3
+        try:
+            world.check_identical({n: p.detach() for n, p in run.model.named_parameters()},
+                                  "in the test")
+            caught = ""
+        except RankLost as exc:
+            caught = str(exc)
+        save_file({"param/" + n: p.detach().clone() for n, p in run.model.named_parameters()},
+                  f"{out}/fit-{rank}.safetensors",
+                  metadata={"caught": caught, "epochs": str(len(result.history)),
+                            "evaluated": str(result.evaluated)})
+    finally:
+        dist.destroy_process_group()
+
+
+def test_fit_on_two_ranks_checks_parameters_and_evaluates_on_rank_0(tmp_path: Path) -> None:
+    from safetensors import safe_open
+
+    mp.spawn(_fit_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    meta = []
+    for rank in (0, 1):
+        with safe_open(str(tmp_path / f"fit-{rank}.safetensors"), "pt") as fh:
+            meta.append(fh.metadata())
+    for m in meta:
+        assert "parameters differ between ranks in the test: rel_emb.weight" in m["caught"]
+        assert m["epochs"] == meta[0]["epochs"]  # early stopping decided alike
+    assert (meta[0]["evaluated"], meta[1]["evaluated"]) == ("True", "False")
