@@ -21,12 +21,15 @@ parameters stay identical (checked every ``dist_check_every`` epochs).
 
 * **Dense gradients** (1-N loss, whole tables) are summed with one
   ``all_reduce`` over a flat buffer.
-* **Row-wise gradients** (``loss=sampled``): every rank's sparse gradient
-  has its own rows. The ranks ``all_gather`` their row ids and rows (padded to
-  the longest), and each builds the same coalesced sum. This works on every
-  backend; NCCL has no sparse ``all_reduce`` and gloo's would do the same
-  gathering internally. A step sends
-  :math:`(\text{rows} \times (d \cdot 4 + 8))` bytes per rank and table.
+* **Row-wise gradients** (``loss=sampled``): every rank gathers the rows of
+  the *whole* global batch (its heads and tails, and the shared candidates),
+  not only its shard's, so every rank's sparse gradient has the same rows: the
+  values of those rows join the dense gradients in the one ``all_reduce``
+  (:math:`U \times d` floats per table, :math:`U` the batch's distinct rows,
+  whatever the number of entities). This works on every backend: NCCL has no
+  sparse ``all_reduce``, and none is needed. Sparse gradients whose rows differ
+  between ranks (checked every step by a signature of their rows) are
+  ``all_gather``-ed instead, row ids and rows, and summed alike on every rank.
 * **The meta step** runs on every rank on the whole global batch and the same
   quiz (drawn from the same generator), without communication: its
   meta-gradient is a second-order function of the batch, which sharding would
@@ -217,8 +220,13 @@ class World:
     def reduce_gradients(self, params: Iterable[torch.nn.Parameter]) -> None:
         """Sum the gradients of ``params`` over the ranks (dense and sparse COO).
 
-        A parameter without a gradient on some rank counts as zero there: its
-        gradient stays ``None`` only if it has none on every rank.
+        One ``all_reduce`` over a flat buffer sums the dense gradients and the
+        values of sparse gradients whose rows are the same on every rank (the
+        trainer's row-wise views hold the rows of the whole global batch, so
+        theirs are); sparse gradients with different rows are gathered
+        (:meth:`_reduce_sparse`). A parameter without a gradient on some rank
+        counts as zero there; its gradient stays ``None`` only if it has none on
+        every rank.
 
         Args:
             params: The parameters, in the same order on every rank.
@@ -228,19 +236,42 @@ class World:
         import torch.distributed as dist
 
         params = list(params)
-        sparse = [p for p in params if p.grad is not None and p.grad.is_sparse]
-        # agree on which parameters have which kind of gradient (1 dense, 2 sparse)
-        kinds = torch.tensor([0 if p.grad is None else (2 if p.grad.is_sparse else 1)
-                              for p in params], dtype=torch.int64)
+        # per parameter: kind (0 none, 1 dense, 2 sparse) and the sparse rows' signature
+        # (count, sum, sum of squares); max and -min over the ranks in one all_reduce
+        sig = torch.zeros(len(params), 4, dtype=torch.int64)
+        for i, p in enumerate(params):
+            g = p.grad
+            if g is None:
+                continue
+            if not g.is_sparse:
+                sig[i, 0] = 1
+                continue
+            g = p.grad = g.coalesce()
+            idx = g.indices()[0].to("cpu", torch.int64)
+            sig[i] = torch.stack([torch.tensor(2), torch.tensor(idx.numel()), idx.sum(),
+                                  (idx * idx).sum()])
+        both = torch.cat([sig, -sig])
         with self._guard("the gradient reduction"):
-            dist.all_reduce(kinds, op=dist.ReduceOp.MAX, group=self.group)
-        dense = [p for p, k in zip(params, kinds.tolist()) if k == 1]
-        sparse = [p for p, k in zip(params, kinds.tolist()) if k == 2]
-        if dense:
-            for p in dense:
-                if p.grad is None:
-                    p.grad = torch.zeros_like(p)
-            flat = torch.cat([p.grad.reshape(-1) for p in dense if p.grad is not None])
+            dist.all_reduce(both, op=dist.ReduceOp.MAX, group=self.group)
+        hi, lo = both[:len(params)], -both[len(params):]
+        flat_parts: list[Tensor] = []
+        dense: list[torch.nn.Parameter] = []
+        same: list[torch.nn.Parameter] = []
+        other: list[torch.nn.Parameter] = []
+        for i, p in enumerate(params):
+            kind = int(hi[i, 0])
+            if kind == 1:
+                dense.append(p)
+                flat_parts.append((p.grad if p.grad is not None
+                                   else torch.zeros_like(p)).reshape(-1))
+            elif kind == 2 and int(lo[i, 0]) == 2 and bool((hi[i, 1:] == lo[i, 1:]).all()):
+                assert p.grad is not None
+                same.append(p)
+                flat_parts.append(p.grad.values().reshape(-1))
+            elif kind == 2:
+                other.append(p)
+        if flat_parts:
+            flat = torch.cat(flat_parts)
             self.traffic["all_reduce"] += flat.numel() * flat.element_size()
             with self._guard("the gradient reduction"):
                 dist.all_reduce(flat, group=self.group)
@@ -249,8 +280,16 @@ class World:
                 n = p.numel()
                 p.grad = flat[offset:offset + n].view_as(p).clone()
                 offset += n
-        if sparse:
-            self._reduce_sparse(sparse)
+            for p in same:
+                g = p.grad
+                assert g is not None
+                n = g.values().numel()
+                values = flat[offset:offset + n].view_as(g.values()).clone()
+                p.grad = torch.sparse_coo_tensor(g.indices(), values, g.shape,
+                                                 is_coalesced=True, check_invariants=False)
+                offset += n
+        if other:
+            self._reduce_sparse(other)
 
     def _reduce_sparse(self, params: Sequence[torch.nn.Parameter]) -> None:
         """All-gather the row ids and rows of sparse gradients; each rank sums them alike."""

@@ -172,8 +172,8 @@ class Engine:
                 "or set engine='dense'")
 
     def view(self, trainer: Trainer, batches: Sequence[Tensor],
-             candidates: Sequence[Tensor | None], targets: Sequence[Tensor | None]
-             ) -> list[TableView]:
+             candidates: Sequence[Tensor | None], targets: Sequence[Tensor | None],
+             cover: Tensor | None = None) -> list[TableView]:
         """One view per batch, all over the same tables (one gather for all of them).
 
         Args:
@@ -182,6 +182,10 @@ class Engine:
             candidates: Shared candidates of each batch (or ``None``).
             targets: ``[B_i]`` answer columns of each batch in its logits
                 (``None``: the tail column, for 1-N).
+            cover: More entity ids whose rows the view must hold (a data-parallel
+                rank gathers the rows of the whole global batch, so that every
+                rank's gradient has the same rows and the ranks sum them with one
+                dense all-reduce).
         """
         raise NotImplementedError
 
@@ -202,8 +206,8 @@ class DenseEngine(Engine):
     name = "dense"
 
     def view(self, trainer: Trainer, batches: Sequence[Tensor],
-             candidates: Sequence[Tensor | None], targets: Sequence[Tensor | None]
-             ) -> list[TableView]:
+             candidates: Sequence[Tensor | None], targets: Sequence[Tensor | None],
+             cover: Tensor | None = None) -> list[TableView]:
         params = dict(trainer.model.named_parameters())
         return [TableView(b, c, b[:, 2] if t is None else t, None, trainer.masks, trainer.units,
                           _params=params)
@@ -217,9 +221,11 @@ class RowEngine(Engine):
     sparse = True
 
     def view(self, trainer: Trainer, batches: Sequence[Tensor],
-             candidates: Sequence[Tensor | None], targets: Sequence[Tensor | None]
-             ) -> list[TableView]:
+             candidates: Sequence[Tensor | None], targets: Sequence[Tensor | None],
+             cover: Tensor | None = None) -> list[TableView]:
         ids = [t for b in batches for t in (b[:, 0], b[:, 2])]
+        if cover is not None:
+            ids.append(cover.reshape(-1))
         for c in candidates:
             if c is None:
                 raise ConfigError("the row-wise engine needs sampled candidates (loss=sampled); "

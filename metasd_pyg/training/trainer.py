@@ -251,7 +251,10 @@ class Trainer:
         mine, mine_target = batch[shard], target[shard]
         share = mine.size(0) / batch.size(0)
         if mine.size(0):
-            view = self.engine.view(self, [mine], [cand], [mine_target])[0]
+            # several ranks: every rank's view holds the rows of the whole batch, so
+            # their gradients have the same rows (summed by one dense all-reduce)
+            cover = batch[:, [0, 2]] if self.world.distributed else None
+            view = self.engine.view(self, [mine], [cand], [mine_target], cover=cover)[0]
             out = self.objective(self, view)
             loss = out.loss * share if share != 1.0 else out.loss
             teacher_logits, student_logits = out.teacher_logits, out.student_logits

@@ -69,7 +69,11 @@ def _worker(rank: int, size: int, port: int, out: str) -> None:
     try:
         world = World(rank, size)
         for name, kw in CASES.items():
-            save_file(_steps(_cfg(**kw), world), f"{out}/{name}-{rank}.safetensors")
+            before = dict(world.traffic)
+            params = _steps(_cfg(**kw), world)
+            params["traffic"] = torch.tensor([world.traffic[k] - before[k]
+                                              for k in ("all_reduce", "all_gather")])
+            save_file(params, f"{out}/{name}-{rank}.safetensors")
     finally:
         dist.destroy_process_group()
 
@@ -86,7 +90,7 @@ def test_two_ranks_equal_one_process(two_ranks: Path, case: str) -> None:
     one = _steps(_cfg(**CASES[case]), World.single())
     r0 = load_file(str(two_ranks / f"{case}-0.safetensors"))
     r1 = load_file(str(two_ranks / f"{case}-1.safetensors"))
-    assert set(r0) == set(one)
+    assert set(r0) - {"traffic"} == set(one)
     for name, ref in one.items():
         assert torch.equal(r0[name], r1[name]), f"{name}: the ranks differ"
         torch.testing.assert_close(r0[name], ref, rtol=1e-4, atol=1e-6, msg=name)
@@ -153,3 +157,51 @@ def test_fit_on_two_ranks_checks_parameters_and_evaluates_on_rank_0(tmp_path: Pa
         assert "parameters differ between ranks in the test: rel_emb.weight" in m["caught"]
         assert m["epochs"] == meta[0]["epochs"]  # early stopping decided alike
     assert (meta[0]["evaluated"], meta[1]["evaluated"]) == ("True", "False")
+
+
+def _reduce_worker(rank: int, size: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=size)
+    try:
+        world = World(rank, size)
+        gen = torch.Generator().manual_seed(rank)
+        dense, same, other, none = (torch.nn.Parameter(torch.zeros(6, 3)) for _ in range(4))
+        dense.grad = torch.randn(6, 3, generator=gen)
+        same.grad = torch.sparse_coo_tensor(torch.tensor([[1, 4]]),
+                                            torch.randn(2, 3, generator=gen), (6, 3))
+        rows = [[0, 2], [2, 3, 5]][rank]  # different rows on each rank: gathered
+        other.grad = torch.sparse_coo_tensor(torch.tensor([rows]),
+                                             torch.randn(len(rows), 3, generator=gen), (6, 3))
+        local = {"dense": dense.grad.clone(), "same": same.grad.to_dense(),
+                 "other": other.grad.to_dense()}
+        world.reduce_gradients([dense, same, other, none])
+        assert none.grad is None and same.grad.is_sparse and other.grad.is_sparse
+        assert same.grad.indices().tolist() == [[1, 4]]
+        save_file({**{f"local/{k}": v for k, v in local.items()},
+                   "sum/dense": dense.grad, "sum/same": same.grad.to_dense(),
+                   "sum/other": other.grad.to_dense(),
+                   "traffic": torch.tensor([world.traffic["all_reduce"],
+                                            world.traffic["all_gather"]])},
+                  f"{out}/reduce-{rank}.safetensors")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_gradient_sum_dense_same_rows_and_different_rows(tmp_path: Path) -> None:
+    mp.spawn(_reduce_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    r = [load_file(str(tmp_path / f"reduce-{k}.safetensors")) for k in (0, 1)]
+    for name in ("dense", "same", "other"):
+        want = r[0][f"local/{name}"] + r[1][f"local/{name}"]
+        for k in (0, 1):
+            torch.testing.assert_close(r[k][f"sum/{name}"], want, msg=name)
+    # one all-reduce of the dense gradient and the shared rows' values; the rest gathered
+    assert r[0]["traffic"].tolist() == [(18 + 6) * 4, 3 * 8 + 3 * 3 * 4]
+
+
+def test_a_row_wise_step_needs_no_gather(two_ranks: Path) -> None:
+    # the trainer's row-wise views hold the rows of the whole batch on every rank
+    cfg = _cfg(**CASES["metasd-rows"])
+    assert cfg.loss.loss == "sampled"
+    # measured in the spawned runs of the fixture: see _worker
+    traffic = load_file(str(two_ranks / "metasd-rows-0.safetensors"))["traffic"]
+    assert traffic[0] > 0 and traffic[1] == 0
