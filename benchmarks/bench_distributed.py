@@ -9,7 +9,8 @@ throughput (training rows per second), the speed-up against 1x1 measured in the
 same run, and the gradient payload a rank hands to the collectives per step
 (``World.traffic``), with what that payload costs on a 10 Gbit/s network for 8
 machines (ring algorithms: an all-reduce sends ``2 (n-1)/n`` times its buffer per
-rank, an all-gather ``n-1`` times each rank's contribution).
+rank, an all-gather ``n-1`` times each rank's contribution; the trainer all-reduces
+both paths, gathering only rows that differ between ranks, none in its own steps).
 
 With ``--ogb-root`` it also counts the rows a row-wise step touches on a graph in
 ogbl-wikikg2's layout (the payload of the row-wise path does not depend on the
@@ -105,7 +106,9 @@ def _measure(args: argparse.Namespace, loss: str, procs: int, threads: int) -> d
 
 
 def _ogb_rows(args: argparse.Namespace) -> dict[str, float]:
-    """Distinct rows a row-wise step touches on the ogb-layout graph (per rank, 8 ranks)."""
+    """Distinct entity rows a row-wise step touches on the ogb-layout graph: a global batch
+    of ``batch_size`` rows, and of ``MACHINES x batch_size`` (each machine keeping its
+    per-rank batch)."""
     from metasd_pyg.data import load_dataset
     from metasd_pyg.training.losses import sample_candidates
 
@@ -113,19 +116,19 @@ def _ogb_rows(args: argparse.Namespace) -> dict[str, float]:
     gen = torch.Generator().manual_seed(0)
     train = graph.train
     n_rel = graph.num_relations
-    rows8, rows1 = [], []
-    for _ in range(10):
-        idx = torch.randint(0, train.size(0), (args.batch_size,), generator=gen)
-        b = train[idx].long()
-        flip = torch.rand(b.size(0), generator=gen) < 0.5  # reciprocal stream: both sides
-        b[flip] = torch.stack([b[flip, 2], b[flip, 1] + n_rel, b[flip, 0]], 1)
-        cand, _ = sample_candidates(b, graph.num_entities, args.num_negatives, gen)
-        assert cand is not None
-        rows1.append(torch.unique(torch.cat([b[:, 0], b[:, 2], cand])).numel())
-        shard = b[: args.batch_size // MACHINES]
-        rows8.append(torch.unique(torch.cat([shard[:, 0], shard[:, 2], cand])).numel())
-    return {"entities": graph.num_entities, "relations": n_rel,
-            "rows_1": statistics.fmean(rows1), "rows_8": statistics.fmean(rows8)}
+    out: dict[str, float] = {"entities": graph.num_entities, "relations": n_rel}
+    for name, size in (("rows_1", args.batch_size), ("rows_8", MACHINES * args.batch_size)):
+        counts = []
+        for _ in range(5):
+            idx = torch.randint(0, train.size(0), (size,), generator=gen)
+            b = train[idx].long()
+            flip = torch.rand(size, generator=gen) < 0.5  # reciprocal stream: both sides
+            b[flip] = torch.stack([b[flip, 2], b[flip, 1] + n_rel, b[flip, 0]], 1)
+            cand, _ = sample_candidates(b, graph.num_entities, args.num_negatives, gen)
+            assert cand is not None
+            counts.append(torch.unique(torch.cat([b[:, 0], b[:, 2], cand])).numel())
+        out[name] = statistics.fmean(counts)
+    return out
 
 
 def _ms(seconds: float) -> str:
@@ -189,35 +192,36 @@ def main() -> None:
                          f"{args.batch_size / r['median']:,.0f} | {speed} | {payload} |")
     lines += ["", f"## What the payload predicts for {MACHINES} machines on 10 Gbit/s", ""]
     two = {loss: results.get((loss, 2, 1)) for loss in args.losses}
-    if two.get("1-n"):
-        buf = two["1-n"]["traffic"]["all_reduce"]
-        sent = 2 * (MACHINES - 1) / MACHINES * buf
-        lines.append(f"- **Dense (1-N) at {args.dataset}**: every step all-reduces the whole "
-                     f"gradient, {_mb(buf)} ({two['1-n']['params']:,} parameters); a ring "
-                     f"all-reduce sends {_mb(sent)} per machine: {_ms(sent / NETWORK)} per "
-                     "step at 10 Gbit/s.")
-    if two.get("sampled"):
-        per = two["sampled"]["traffic"]["all_gather"]
-        lines.append(f"- **Row-wise (sampled) at {args.dataset}**: each rank contributes "
-                     f"{_mb(per)} per step (its touched rows and their ids, 2 ranks); with "
-                     f"{MACHINES} ranks a ring all-gather sends {MACHINES - 1} contributions "
-                     f"per machine.")
+    ring = 2 * (MACHINES - 1) / MACHINES  # a ring all-reduce's bytes sent per buffer byte
+    for loss, what in (("1-n", "the whole tables' gradient"),
+                       ("sampled", "the gradient of the rows the global batch touches")):
+        r = two.get(loss)
+        if not r:
+            continue
+        buf = r["traffic"]["all_reduce"]
+        gather = r["traffic"]["all_gather"]
+        lines.append(f"- **{'Dense (1-N)' if loss == '1-n' else 'Row-wise (sampled)'} at "
+                     f"{args.dataset}**: every step all-reduces {what}, {_mb(buf)}"
+                     + (f" (and gathers {_mb(gather)})" if gather else "")
+                     + f"; a ring all-reduce sends {_mb(ring * buf)} per machine: "
+                     f"{_ms(ring * buf / NETWORK)} per step at 10 Gbit/s with {MACHINES} "
+                     "machines (same global batch).")
     if args.ogb_root:
         o = _ogb_rows(args)
-        row_bytes = 2 * args.dim * 4 + 8  # ComplEx: two tables of dim floats, plus the id
-        contrib = o["rows_8"] * row_bytes
-        sent = (MACHINES - 1) * contrib
-        dense = (o["entities"] * 2 * args.dim + 2 * o["relations"] * 2 * args.dim) * 4
-        lines.append(f"- **Row-wise at ogbl-wikikg2 size** ({o['entities']:,} entities): a "
-                     f"step touches {o['rows_1']:,.0f} distinct entity rows on one process and "
-                     f"{o['rows_8']:,.0f} per rank with {MACHINES} ranks (its shard's heads "
-                     f"and tails plus the whole batch's candidates); {_mb(contrib)} per rank, "
-                     f"{_mb(sent)} sent per machine: {_ms(sent / NETWORK)} per step at "
-                     "10 Gbit/s.")
+        row_bytes = 2 * args.dim * 4  # ComplEx: two tables of dim floats per entity
+        rel = 2 * o["relations"] * 2 * args.dim * 4
+        for name, size in (("rows_1", args.batch_size), ("rows_8", MACHINES * args.batch_size)):
+            buf = o[name] * row_bytes + rel
+            lines.append(f"- **Row-wise at ogbl-wikikg2 size** ({o['entities']:,.0f} "
+                         f"entities), global batch {size:,}: {o[name]:,.0f} distinct entity "
+                         f"rows per step (heads, tails, shared candidates), {_mb(buf)} "
+                         f"all-reduced with the relation tables; {_mb(ring * buf)} sent per "
+                         f"machine: {_ms(ring * buf / NETWORK)} per step at 10 Gbit/s with "
+                         f"{MACHINES} machines.")
+        dense = o["entities"] * row_bytes + rel
         lines.append(f"- **Dense at ogbl-wikikg2 size** (for comparison; the 1-N path is not "
                      f"used there): {_mb(dense)} per all-reduce, "
-                     f"{2 * (MACHINES - 1) / MACHINES * dense / NETWORK:.1f} s per step at "
-                     "10 Gbit/s.")
+                     f"{ring * dense / NETWORK:.1f} s per step at 10 Gbit/s.")
     lines += ["", "Command: `python " + " ".join(["benchmarks/bench_distributed.py",
                                                  *sys.argv[1:]]) + "`", ""]
     text = "\n".join(lines)

@@ -159,6 +159,7 @@ def train_run(
     resume: bool = False,
     command: Sequence[str] | None = None,
     graph: KnowledgeGraph | None = None,
+    world: World | None = None,
 ) -> dict[str, Any]:
     """Train one run into its run folder and return a JSON-serialisable summary.
 
@@ -170,6 +171,8 @@ def train_run(
             (only options in :data:`RESUMABLE_CHANGES` may differ from the saved ones).
         command: The command line, recorded in ``run.json``.
         graph: An already loaded graph (skips loading ``config.run.dataset``).
+        world: The ranks of a data-parallel run, kept open after the run
+            (default: the ``torchrun`` world, joined for this run and left after it).
 
     Returns:
         ``{"run", "dataset", "mode", "models": {role: {"valid", "test", ...}},
@@ -183,6 +186,9 @@ def train_run(
     """
     from metasd_pyg.training.runtime import resolve_device
 
+    if world is not None:
+        return _train_run(config, world, overwrite=overwrite, resume=resume,
+                          command=command, graph=graph)
     world = World.from_env(config.train.distributed,
                            resolve_device(config.train.runtime.device))
     try:
@@ -200,12 +206,20 @@ def _train_run(config: RunConfig, world: World, *, overwrite: bool, resume: bool
     out = Path(world.broadcast_object(str(out), "the run folder's name"))
     if not world.is_main:
         return _follow_run(config, world, out, resume=resume, graph=graph)
+    return _lead_run(config, world, out, overwrite=overwrite, resume=resume, command=command,
+                     graph=graph, start=start)
+
+
+def _lead_run(config: RunConfig, world: World, out: Path, *, overwrite: bool, resume: bool,
+              command: Sequence[str] | None, graph: KnowledgeGraph | None,
+              start: float) -> dict[str, Any]:
+    """Rank 0 (or the only process): check, create and write the run folder; train."""
     failure: str | None = "rank 0 stopped while preparing the run"
     try:
         # Fail fast, and leave nothing behind, on a bad folder or dataset.
         _check_target(out, config, overwrite=overwrite, resume=resume)
         graph = _load_graph(config) if graph is None else graph
-        memory = _check_memory(graph, config)
+        memory = _check_memory(graph, config, _ranks_on_this_machine(world))
         run = _create_run(out, config, overwrite=overwrite, resume=resume, command=command)
         failure = None
     except MetaSDError as exc:
@@ -213,6 +227,8 @@ def _train_run(config: RunConfig, world: World, *, overwrite: bool, resume: bool
         raise
     finally:  # the other ranks wait for the folder (or the reason there is none)
         world.broadcast_object(failure, "rank 0's setup of the run folder")
+    loaded = graph
+    world.local_first(lambda: loaded)  # the others load after rank 0 (which built caches)
     logger.info("%s: %s", run.path, graph)
     trainer, result = _train(run, graph, config, resume=resume, world=world)
     if not result.evaluated:  # max_steps ended a smoke run: no final evaluation
@@ -231,6 +247,15 @@ def _train_run(config: RunConfig, world: World, *, overwrite: bool, resume: bool
     return summary
 
 
+def _ranks_on_this_machine(world: World) -> int:
+    """Processes of this run on rank 0's machine (``torchrun``'s ``LOCAL_WORLD_SIZE``)."""
+    import os
+
+    if not world.distributed:
+        return 1
+    return int(os.environ.get("LOCAL_WORLD_SIZE", world.size))
+
+
 def _follow_run(config: RunConfig, world: World, out: Path, *, resume: bool,
                 graph: KnowledgeGraph | None) -> dict[str, Any]:
     """A rank other than 0: wait for rank 0's run folder, load the data, train its shards.
@@ -247,7 +272,10 @@ def _follow_run(config: RunConfig, world: World, out: Path, *, resume: bool,
     if graph is None:
         from metasd_pyg.data import load_dataset
 
-        graph = load_dataset(config.run.dataset, config.run.data_root, progress=False)
+        graph = world.local_first(lambda: load_dataset(config.run.dataset,
+                                                       config.run.data_root, progress=False))
+    else:
+        world.local_first(lambda: graph)
     trainer = compose(graph, quiet, Built(checkpoint_dir=out / RunFolder.CHECKPOINTS,
                                           world=world))
     result = trainer.fit(resume=resume)
@@ -307,9 +335,16 @@ def final_results_bytes(graph: KnowledgeGraph, config: RunConfig) -> int:
     return RESULTS_BYTES_PER_QUERY * queries * len(roles_of(config.train.recipe.mode))
 
 
-def _check_memory(graph: KnowledgeGraph, config: RunConfig) -> MemoryEstimate:
+def _check_memory(graph: KnowledgeGraph, config: RunConfig,
+                  ranks_here: int = 1) -> MemoryEstimate:
     """Estimate the run's peak memory, print it (with progress output) and refuse a run
-    above ``config.run.memory_limit`` before anything is written or allocated."""
+    above ``config.run.memory_limit`` before anything is written or allocated.
+
+    Args:
+        ranks_here: Processes of a data-parallel run on this machine (each holds the
+            tables, the optimiser state and the data: the machine needs this many times
+            one process's peak, planned on rank 0's, the largest).
+    """
     import sys
 
     from metasd_pyg.training.memory import estimate_memory
@@ -319,10 +354,17 @@ def _check_memory(graph: KnowledgeGraph, config: RunConfig) -> MemoryEstimate:
     if final:
         memory = MemoryEstimate(memory.held, {**memory.transient, FINAL_RESULTS_ITEM: final})
     limit = config.run.memory_limit_bytes()
+    machine = memory
+    if ranks_here > 1:
+        machine = MemoryEstimate({f"{ranks_here} ranks on this machine, "
+                                  f"{memory.peak_bytes / 1e9:.2f} GB each, together":
+                                  ranks_here * memory.peak_bytes})
     if config.train.runtime.progress:
         stated = "no limit" if limit is None else f"limit {limit / 1e9:.2f} GB"
-        print(f"{memory.describe()}; {stated}", file=sys.stderr)
-    memory.check(limit, where="memory limit (memory_limit, --memory-limit)")
+        per = f" per rank, {ranks_here * memory.peak_bytes / 1e9:.2f} GB for the {ranks_here} " \
+              "ranks on this machine" if ranks_here > 1 else ""
+        print(f"{memory.describe()}{per}; {stated}", file=sys.stderr)
+    machine.check(limit, where="memory limit (memory_limit, --memory-limit)")
     return memory
 
 

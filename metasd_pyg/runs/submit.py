@@ -41,6 +41,7 @@ from metasd_pyg.sections import Section, check, option
 from metasd_pyg.storage.atomic import atomic_write_json, atomic_write_text
 from metasd_pyg.storage.folder import RunFolder
 from metasd_pyg.training.checkpoint import has_checkpoint
+from metasd_pyg.training.distributed import World
 
 #: The submitted model of a run: ``auto`` = the student when the run has one.
 SubmitModel = Literal["auto", "teacher", "student"]
@@ -124,13 +125,28 @@ def submit(config: RunConfig, out: str | Path, options: SubmitOptions, *,
         graph: An already loaded graph.
 
     Returns:
-        The content of ``submission.json``.
+        The content of ``submission.json`` (``{"rank", "world_size"}`` on ranks other
+        than 0 of a data-parallel submission: every seed is trained by all ranks,
+        rank 0 decides which seeds to train and writes every file).
     """
+    from metasd_pyg.training.runtime import resolve_device
+
+    world = World.from_env(config.train.distributed,
+                           resolve_device(config.train.runtime.device))
+    try:
+        return _submit(config, Path(out), options, command=command, graph=graph, world=world)
+    finally:
+        world.close()
+
+
+def _submit(config: RunConfig, folder: Path, options: SubmitOptions, *,
+            command: Sequence[str] | None, graph: KnowledgeGraph | None,
+            world: World) -> dict[str, Any]:
+    """:func:`submit` in ``world``."""
     from metasd_pyg.data import load_dataset
     from metasd_pyg.runs.pipeline import train_run
     from metasd_pyg.training.modes import has_student
 
-    folder = Path(out)
     if folder.exists() and not folder.is_dir():
         raise RunFolderError(f"{folder}: exists and is not a folder")
     mode = config.train.recipe.mode
@@ -140,20 +156,28 @@ def submit(config: RunConfig, out: str | Path, options: SubmitOptions, *,
     if role == "student" and not has_student(mode):
         raise ConfigError(f"submit_model=student: mode {mode!r} trains no student")
     start = time.perf_counter()
-    folder.mkdir(parents=True, exist_ok=True)
+    if world.is_main:
+        folder.mkdir(parents=True, exist_ok=True)
     per_seed = []
     for seed in range(options.seeds):
         cfg = _seed_config(config, folder, seed)
         run_dir = Path(str(cfg.run.out))
-        state = _state(run_dir)
+        # rank 0's view of the seed's folder decides for every rank
+        state = world.broadcast_object(_state(run_dir) if world.is_main else None,
+                                       "rank 0's view of the seeds")
         if state != "complete":
-            if graph is None:
-                graph = load_dataset(config.run.dataset, config.run.data_root,
-                                     progress=config.train.runtime.progress)
+            if graph is None:  # each machine's first rank builds the caches
+                graph = world.local_first(lambda: load_dataset(
+                    config.run.dataset, config.run.data_root,
+                    progress=config.train.runtime.progress and world.is_main))
             train_run(cfg, overwrite=state == "failed", resume=state == "resumable",
-                      command=command, graph=graph)
+                      command=command, graph=graph, world=world)
+        if not world.is_main:
+            continue
         results = json.loads((run_dir / RunFolder.RESULTS).read_text(encoding="utf-8"))
         per_seed.append(_seed_summary(seed, run_dir, results, role, state))
+    if not world.is_main:
+        return {"rank": world.rank, "world_size": world.size}
     doc = _submission(config, folder, per_seed, role, command, time.perf_counter() - start)
     atomic_write_json(folder / "submission.json", doc)
     atomic_write_text(folder / "submission.md", submission_markdown(doc))

@@ -58,10 +58,10 @@ from __future__ import annotations
 
 import datetime
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import torch
 from torch import Tensor
@@ -70,6 +70,8 @@ from metasd_pyg.errors import MetaSDError
 from metasd_pyg.sections import Section, check, option
 
 __all__ = ["DistributedConfig", "RankLost", "World", "launched_by_torchrun"]
+
+T = TypeVar("T")
 
 #: Environment variables ``torchrun`` sets for every worker.
 TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
@@ -119,10 +121,12 @@ class World:
     """
 
     def __init__(self, rank: int = 0, size: int = 1, group: Any = None,
-                 timeout: float | None = None) -> None:
+                 timeout: float | None = None, local_rank: int | None = None) -> None:
         if not 0 <= rank < size:
             raise ValueError(f"rank {rank} outside a world of {size}")
         self.rank, self.size, self.group, self.timeout = rank, size, group, timeout
+        #: Rank on this machine (``LOCAL_RANK``; the rank itself when unknown).
+        self.local_rank = rank if local_rank is None else local_rank
         #: Payload bytes this rank has handed to the gradient collectives, by kind
         #: (``all_reduce``: the summed buffer; ``all_gather``: this rank's padded
         #: contribution). What crosses the network follows from the algorithm: a
@@ -161,10 +165,13 @@ class World:
             if backend == "nccl" and device is not None and device.type == "cuda":
                 torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
             dist.init_process_group(backend, timeout=datetime.timedelta(seconds=cfg.timeout))
-            world = cls(dist.get_rank(), dist.get_world_size(), None, cfg.timeout)
+            world = cls(dist.get_rank(), dist.get_world_size(), None, cfg.timeout,
+                        int(os.environ["LOCAL_RANK"]))
             world.owns_group = True
             return world
-        return cls(dist.get_rank(), dist.get_world_size(), None, cfg.timeout)
+        local = os.environ.get("LOCAL_RANK")
+        return cls(dist.get_rank(), dist.get_world_size(), None, cfg.timeout,
+                   None if local is None else int(local))
 
     # ------------------------------------------------------------ properties
     @property
@@ -371,6 +378,26 @@ class World:
         with self._guard(what), torch.no_grad():
             for t in tensors:
                 dist.broadcast(t.data, src=0, group=self.group)
+
+    def local_first(self, fn: Callable[[], T], what: str = "loading the data") -> T:
+        """``fn()`` on every rank, on each machine's local rank 0 before the others.
+
+        Loading a dataset may build a cache on the machine (ogb's processed files,
+        the library's safetensors cache); the first rank of each machine builds it
+        while the others wait, then they read it.
+
+        Args:
+            fn: The work (e.g. loading the graph).
+            what: Names the wait in error messages.
+        """
+        if not self.distributed:
+            return fn()
+        first = self.local_rank == 0
+        result = fn() if first else None
+        self.barrier(what)
+        if not first:
+            result = fn()
+        return result  # type: ignore[return-value]
 
     def barrier(self, what: str = "a barrier") -> None:
         """Wait for every rank."""

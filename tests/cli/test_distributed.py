@@ -106,3 +106,48 @@ def test_a_killed_rank_stops_the_run_and_the_folder_resumes_on_one_process(tmp_p
     res = json.loads(capsys.readouterr().out)
     assert code == 0 and res["training"]["epochs"] == 8
     assert json.loads((run / "run.json").read_text())["status"] == "complete"
+
+
+def test_two_nodes_through_a_c10d_rendezvous(tmp_path):
+    """The several-machines launch (docs/distributed.md) with two agents on this machine."""
+    root = need_data("umls")
+    with __import__("socket").socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "nodes"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    agents = [subprocess.Popen(
+        [str(TORCHRUN), "--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend", "c10d",
+         "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "metasd-test", "--node-rank",
+         str(node), str(SCRIPT), "train", "--dataset", "umls", "--data-root", str(root),
+         "--out", str(out), *SCHEDULE, "--epochs", "2", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for node in (0, 1)]
+    outs = [a.communicate(timeout=300) for a in agents]
+    for a, (_, err) in zip(agents, outs):
+        assert a.returncode == 0, err[-3000:]
+    printed = [o for o, _ in outs if o.strip()]
+    assert len(printed) == 1  # rank 0's node reports, the other prints nothing
+    res = json.loads(printed[0])
+    assert res["training"]["epochs"] == 2 and res["models"]["student"]["test"]["mrr"] > 0
+
+
+def test_ogb_submit_on_two_ranks(tmp_path):
+    """Two seeds of `ogb-submit` data-parallel: rank 0 writes one submission."""
+    from metasd_pyg.data import generate_synthetic, write_ogb_wikikg2
+
+    root = tmp_path / "ogb"
+    write_ogb_wikikg2(generate_synthetic(300, 6, 4000, seed=1), root, num_candidates=50)
+    out = tmp_path / "sub"
+    proc = subprocess.run(
+        [str(TORCHRUN), "--standalone", "--nproc-per-node", "2", str(SCRIPT), "ogb-submit",
+         "--data-root", str(root), "--out", str(out), "--seeds", "2", "--epochs", "2",
+         "--dim", "20", "--batch-size", "500", "--no-progress", "--no-report", "--json"],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "METASD_CACHE_DIR": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(proc.stdout)  # one document: rank 1 printed nothing
+    assert [s["seed"] for s in doc["per_seed"]] == [0, 1]
+    assert json.loads((out / "submission.json").read_text()) == doc
+    assert sorted(p.name for p in out.iterdir()) == ["seed-0", "seed-1", "submission.json",
+                                                     "submission.md"]

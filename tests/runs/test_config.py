@@ -161,3 +161,17 @@ def test_the_memory_plan_counts_the_final_phase() -> None:
     assert final_results_bytes(graph, final_eval) > 0
     plan = _check_memory(graph, metasd)
     assert plan.transient[FINAL_RESULTS_ITEM] == final_results_bytes(graph, metasd)
+
+
+def test_the_memory_plan_counts_every_rank_on_the_machine() -> None:
+    from metasd_pyg.data import generate_synthetic
+    from metasd_pyg.errors import ConfigError
+    from metasd_pyg.runs.pipeline import _check_memory
+
+    graph = generate_synthetic(300, 6, 4000, seed=1)
+    one = _check_memory(graph, RunConfig.resolve({"dataset": "umls", "progress": False}))
+    limit_gb = 1.5 * one.peak_bytes / 1e9  # one rank fits, two do not
+    cfg = RunConfig.resolve({"dataset": "umls", "progress": False, "memory_limit": limit_gb})
+    assert _check_memory(graph, cfg).peak_bytes == one.peak_bytes
+    with pytest.raises(ConfigError, match="2 ranks on this machine, .* GB each, together"):
+        _check_memory(graph, cfg, ranks_here=2)
