@@ -173,5 +173,5 @@ def test_the_memory_plan_counts_every_rank_on_the_machine() -> None:
     limit_gb = 1.5 * one.peak_bytes / 1e9  # one rank fits, two do not
     cfg = RunConfig.resolve({"dataset": "umls", "progress": False, "memory_limit": limit_gb})
     assert _check_memory(graph, cfg).peak_bytes == one.peak_bytes
-    with pytest.raises(ConfigError, match="2 ranks on this machine, .* GB each, together"):
+    with pytest.raises(ConfigError, match=r"2 ranks on this machine, .* GB each, together"):
         _check_memory(graph, cfg, ranks_here=2)
