@@ -52,6 +52,7 @@ from metasd_pyg.runs.logger import RunLogger
 from metasd_pyg.runs.summary import dataset_summary, size_summary
 from metasd_pyg.storage.folder import RunFolder
 from metasd_pyg.storage.jsonable import to_jsonable
+from metasd_pyg.training.callbacks import ReleaseOptimizerState
 from metasd_pyg.training.checkpoint import check_resume as _check_resume
 from metasd_pyg.training.distributed import World
 from metasd_pyg.training.memory import MemoryEstimate
@@ -310,19 +311,19 @@ def peak_rss_bytes() -> int:
     return int(rss if sys.platform == "darwin" else rss * 1024)
 
 
-#: Bytes per ranked test query and model of the run's final phase: the per-query ranks
-#: kept by the final evaluations, turned into ``results.json`` (Python lists, then JSON
-#: text). Measured at ogbl-wikikg2 size: a MetaSD run's final phase needed 3.65 GB (no meta
-#: step) and 3.70 GB (meta step) above its held buffers for 2 x 1,197,086 ranked test
-#: queries (``benchmarks/results/scale.md``).
-RESULTS_BYTES_PER_QUERY = 1550
+#: Bytes per ranked test query and model of the run's final phase: the final evaluations'
+#: per-query ranks and the student's export. Measured at ogbl-wikikg2 size with the meta
+#: step: the final phase peaked 3.06 GB above the held buffers for 2 x 1,197,086 ranked
+#: test queries of two models (``benchmarks/results/scale.md``).
+RESULTS_BYTES_PER_QUERY = 640
 #: Name of that item in the memory estimate.
-FINAL_RESULTS_ITEM = "final results (every test query's rank, results.json)"
+FINAL_RESULTS_ITEM = "final phase (every query's rank, the export) above the freed optimizer state"
 
 
 def final_results_bytes(graph: KnowledgeGraph, config: RunConfig) -> int:
     """Memory of the run's final phase (:data:`RESULTS_BYTES_PER_QUERY` per test query, both
-    directions, and model); 0 for a ``max_steps`` run without a final evaluation.
+    directions, and model); 0 for a ``max_steps`` run without a final evaluation. The
+    optimisers' state is freed before it (``ReleaseOptimizerState``).
 
     Args:
         graph: The run's graph.
@@ -350,8 +351,9 @@ def _check_memory(graph: KnowledgeGraph, config: RunConfig,
     from metasd_pyg.training.memory import estimate_memory
 
     memory = estimate_memory(config.train, graph, checkpoints=True)  # the run folder's
-    final = final_results_bytes(graph, config)
-    if final:
+    freed = sum(v for k, v in memory.held.items() if "optimizer state" in k)
+    final = final_results_bytes(graph, config) - freed  # the optimisers' state goes first
+    if final > 0:
         memory = MemoryEstimate(memory.held, {**memory.transient, FINAL_RESULTS_ITEM: final})
     limit = config.run.memory_limit_bytes()
     machine = memory
@@ -433,7 +435,10 @@ def _train(run: RunFolder, graph: KnowledgeGraph, config: RunConfig, *,
     from metasd_pyg.training.recipes import Built, compose
 
     try:
-        trainer = compose(graph, config.train, Built(callbacks=[RunLogger(run)],
+        # the optimisers' state goes once training ends: the final phase
+        # (evaluation, export, report) needs its memory more
+        parts = [RunLogger(run), ReleaseOptimizerState()]
+        trainer = compose(graph, config.train, Built(callbacks=parts,
                                                      checkpoint_dir=run.checkpoint_dir,
                                                      world=world))
         result = trainer.fit(resume=resume)

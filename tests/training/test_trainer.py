@@ -363,3 +363,31 @@ def test_a_large_best_snapshot_lives_in_the_checkpoint_folder(
     (tmp_path / "d" / files[0]).unlink()
     with pytest.raises(RunFolderError, match="best-epoch snapshot"):
         TrainingState.read(tmp_path / "d")
+
+
+def test_release_optimizer_state_frees_every_optimizer_before_the_final_evaluation() -> None:
+    from metasd_pyg.training import Built, MetaSDConfig, compose
+    from metasd_pyg.training.callbacks import Callback, ReleaseOptimizerState
+    from metasd_pyg.training.meta import MetaStep
+
+    from .helpers import tiny_evaluate, toy_graph
+
+    seen: dict[str, int] = {}
+
+    class Spy(Callback):
+        def on_fit_end(self, trainer) -> None:  # runs after the release part
+            meta = trainer.part(MetaStep)
+            seen["main"] = len(trainer.optimizer.state)
+            seen["meta"] = len(meta.optimizer.state)
+
+    cfg = MetaSDConfig.flat(dim=8, epochs=2, batch_size=32, progress=False, meta=True,
+                            meta_every=1, quiz_fraction=0.1, quiz_batch_size=8, seed=0,
+                            device="cpu", sparsity=0.6, loss="sampled", num_negatives=12)
+    graph = toy_graph(num_entities=40, num_relations=3, n=200)
+    kept = compose(graph, cfg, Built(evaluator=tiny_evaluate, callbacks=[Spy()]))
+    kept.fit()
+    assert seen["main"] > 0 and seen["meta"] > 0  # without the part: state kept
+    run = compose(graph, cfg, Built(evaluator=tiny_evaluate,
+                                    callbacks=[ReleaseOptimizerState(), Spy()]))
+    result = run.fit()
+    assert seen == {"main": 0, "meta": 0} and result.evaluated
