@@ -285,13 +285,13 @@ class World:
             offset = 0
             for p in dense:
                 n = p.numel()
-                p.grad = flat[offset:offset + n].view_as(p).clone()
+                p.grad = flat[offset:offset + n].view_as(p)  # a view: no copy
                 offset += n
             for p in same:
                 g = p.grad
                 assert g is not None
                 n = g.values().numel()
-                values = flat[offset:offset + n].view_as(g.values()).clone()
+                values = flat[offset:offset + n].view_as(g.values())
                 p.grad = torch.sparse_coo_tensor(g.indices(), values, g.shape,
                                                  is_coalesced=True, check_invariants=False)
                 offset += n
