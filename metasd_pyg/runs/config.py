@@ -135,6 +135,17 @@ class RunConfig:
         return {**self.run.to_flat(), **self.train.to_dict()}
 
     @staticmethod
+    def file_sections() -> dict[str, tuple[str, ...] | None]:
+        """The sections a configuration file may group options in, with their keys: one
+        per trainer section (``[model]``, ``[optim]``, ``[meta]``...), which holds only
+        its own options, and the free groups ``[run]``, ``[train]`` and ``[trainer]``
+        (the layouts documented before the typed sections), which may hold any."""
+        out: dict[str, tuple[str, ...] | None] = {
+            name: sec.keys() for name, sec in MetaSDConfig.section_types().items()}
+        out.update({"run": None, "train": None, "trainer": None})
+        return out
+
+    @staticmethod
     def split_keys(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         """Split flat option values into ``(run options, trainer options)``.
 

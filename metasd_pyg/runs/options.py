@@ -221,19 +221,27 @@ def add_dataclass_flags(
     return added
 
 
-def read_config_file(path: str | Path) -> dict[str, Any]:
+def read_config_file(path: str | Path,
+                     sections: Mapping[str, Iterable[str] | None] | None = None
+                     ) -> dict[str, Any]:
     """Read a configuration file: YAML (``.yaml``/``.yml``), TOML (``.toml``) or JSON.
 
-    The top level must be a mapping. Nested tables/mappings (e.g. ``[train]``)
+    The top level must be a mapping. Nested tables/mappings (e.g. ``[meta]``)
     are flattened into the top level, so sectioned and flat files both work.
-    Keys may use dashes or underscores.
+    Keys may use dashes or underscores. An option given twice (at the top
+    level and in a section, or in two sections) is refused.
 
     Args:
         path: The file.
+        sections: The sections a file may have: name -> the flat keys it holds
+            (a key may also be written without the section's prefix:
+            ``every`` in ``[meta]`` is ``meta_every``), or ``None`` for a
+            section that may hold any option. ``None``: any section, any key.
 
     Raises:
         ConfigError: Unreadable file, unknown suffix, syntax error (with its
-            line), or a top level that is not a mapping.
+            line), a top level that is not a mapping, an option given twice, an
+            unknown section or an option in a section that does not hold it.
     """
     path = Path(path)
     try:
@@ -292,10 +300,34 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     for key, value in data.items():
         if isinstance(value, dict):
             for sub, v in value.items():
-                put(sub, v)
+                put(_section_key(path, key, sub, sections), v)
         else:
             put(key, value)
     return flat
+
+
+def _section_key(path: Path, section: Any, key: Any,
+                 sections: Mapping[str, Iterable[str] | None] | None) -> str:
+    """The flat key of option ``key`` in ``[section]`` of ``path`` (:func:`read_config_file`)."""
+    name = str(key).replace("-", "_")
+    if sections is None:
+        return name
+    sec = str(section).replace("-", "_")
+    if sec not in sections:
+        close = difflib.get_close_matches(sec, sorted(sections), n=1)
+        hint = f" (did you mean [{close[0]}]?)" if close else ""
+        raise ConfigError(f"{path}: option {name!r} is in an unknown section [{section}]{hint}; "
+                          f"sections: {', '.join(sorted(sections))}")
+    allowed = sections[sec]
+    if allowed is None:
+        return name
+    keys = set(allowed)
+    for candidate in (name, f"{sec}_{name}"):
+        if candidate in keys:
+            return candidate
+    home = [s for s, k in sections.items() if k is not None and name in set(k)]
+    where = f"; it belongs in [{home[0]}]" if home else ""
+    raise ConfigError(f"{path}: section [{section}] has no option {name!r}{where}")
 
 
 def build_dataclass(cls: type, values: Mapping[str, Any], source: str) -> Any:

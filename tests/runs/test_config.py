@@ -73,6 +73,34 @@ def test_coerce_int_round_trip(n):
     assert coerce(str(n), int, "x") == n
 
 
+def test_config_file_sections_are_checked(tmp_path):
+    from metasd_pyg.errors import ConfigError
+
+    sections = RunConfig.file_sections()
+    good = tmp_path / "good.toml"
+    good.write_text('dataset = "umls"\n[meta]\nevery = 2\nlr = 0.01\n'
+                    '[optim]\nlr = 0.3\n[train]\nepochs = 4\n')
+    # a key without its section's prefix: `lr` in [meta] is the meta step's meta_lr
+    assert read_config_file(good, sections) == {"dataset": "umls", "meta_every": 2,
+                                                "meta_lr": 0.01, "lr": 0.3, "epochs": 4}
+    bad = {
+        "twice.toml": ('lr = 0.1\n[optim]\nlr = 0.2\n', "option 'lr' is given twice"),
+        "twice.yaml": ("optim:\n  lr: 0.1\ntrain:\n  lr: 0.2\n", "option 'lr' is given twice"),
+        "unknown.toml": ('[trainig]\nepochs = 3\n',
+                         r"option 'epochs' is in an unknown section \[trainig\] "
+                         r"\(did you mean \[train\]\?\)"),
+        "misplaced.yaml": ("meta:\n  sparsity: 0.8\n",
+                           r"section \[meta\] has no option 'sparsity'; it belongs in "
+                           r"\[pruning\]"),
+    }
+    for name, (text, message) in bad.items():
+        (tmp_path / name).write_text(text)
+        with pytest.raises(ConfigError, match=message):
+            read_config_file(tmp_path / name, sections)
+    # without the sections (a generic reader) any grouping flattens
+    assert read_config_file(tmp_path / "unknown.toml") == {"epochs": 3}
+
+
 def test_read_config_files(tmp_path):
     (tmp_path / "a.yaml").write_text("epochs: 3\ntrain:\n  batch-size: 10\n")
     (tmp_path / "a.toml").write_text("epochs = 3\n[train]\nbatch_size = 10\n")

@@ -99,7 +99,8 @@ def resolve_config(args: argparse.Namespace, defaults: dict[str, Any] | None = N
     if args.quiet and "progress" not in flags:
         flags["progress"] = False
     file_values = {**(defaults or {}),
-                   **(read_config_file(args.config) if args.config else {})}
+                   **(read_config_file(args.config, RunConfig.file_sections())
+                      if args.config else {})}
     file_name = args.config or "config file"
     if getattr(args, "resume", False):
         out = flags.get("out") or file_values.get("out")
