@@ -162,6 +162,63 @@ def _prefix_positions(k: Tensor) -> tuple[Tensor, Tensor]:
     return rows, pos
 
 
+def check_table(encoding: str, shape: tuple[int, ...], tensors: dict[str, Tensor]) -> None:
+    """Refuse an encoded table whose parts contradict each other, before decoding it.
+
+    Nothing of the dense table's size is allocated: the checks read only the
+    stored tensors (their lengths, the prefix lengths, the column indices).
+
+    Args:
+        encoding: One of :data:`ENCODINGS`.
+        shape: The dense shape the header claims.
+        tensors: The stored tensors (keys as in :attr:`EncodedTable.tensors`).
+
+    Raises:
+        ValueError: A missing part, a shape the parts do not have, a prefix
+            length beyond the width, a column outside it, or counts that differ.
+    """
+    if encoding not in ENCODINGS:
+        raise ValueError(f"unknown encoding {encoding!r}")
+    if not shape or any(int(n) < 0 for n in shape):
+        raise ValueError(f"invalid shape {list(shape)}")
+    need = {"dense": ("dense",), "csr": ("values", "indices", "row_nnz"),
+            "prefix": ("values", "k", "order")}[encoding]
+    missing = [k for k in need if k not in tensors]
+    if missing:
+        raise ValueError(f"{encoding} table without {', '.join(missing)}")
+    if encoding == "dense":
+        if tuple(tensors["dense"].shape) != tuple(shape):
+            raise ValueError(f"dense table of shape {list(tensors['dense'].shape)}, header "
+                             f"says {list(shape)}")
+        return
+    if len(shape) != 2:
+        raise ValueError(f"encoding {encoding!r} needs a 2-D table, got shape {list(shape)}")
+    n, d = int(shape[0]), int(shape[1])
+    values = tensors["values"]
+    if encoding == "csr":
+        counts, cols = tensors["row_nnz"].long(), tensors["indices"].long()
+        if counts.numel() != n:
+            raise ValueError(f"{counts.numel()} row counts for a table of {n} rows")
+        if counts.numel() and (int(counts.min()) < 0 or int(counts.max()) > d):
+            raise ValueError(f"row counts outside [0, {d}]")
+        if cols.numel() and (int(cols.min()) < 0 or int(cols.max()) >= d):
+            raise ValueError(f"column indices outside [0, {d})")
+        total = int(counts.sum())
+        if not total == cols.numel() == values.numel():
+            raise ValueError(f"{values.numel()} values and {cols.numel()} column indices for "
+                             f"{total} kept entries")
+        return
+    k, order = tensors["k"].long(), tensors["order"].long()
+    if k.numel() != n:
+        raise ValueError(f"{k.numel()} prefix lengths for a table of {n} rows")
+    if order.numel() != d or not torch.equal(torch.sort(order).values, torch.arange(d)):
+        raise ValueError(f"the column order is not a permutation of the {d} columns")
+    if k.numel() and (int(k.min()) < 0 or int(k.max()) > d):
+        raise ValueError(f"prefix lengths outside [0, {d}] (largest {int(k.max())})")
+    if int(k.sum()) != values.numel():
+        raise ValueError(f"{values.numel()} values for {int(k.sum())} kept entries")
+
+
 def decode_table(
     encoding: str, shape: tuple[int, ...], tensors: dict[str, Tensor],
     dtype: torch.dtype = torch.float32,
@@ -174,10 +231,9 @@ def decode_table(
         tensors: The stored tensors (keys as in :attr:`EncodedTable.tensors`).
         dtype: Type of the returned table.
     """
+    check_table(encoding, shape, tensors)
     if encoding == "dense":
         return tensors["dense"].to(dtype).reshape(shape)
-    if len(shape) != 2:
-        raise ValueError(f"encoding {encoding!r} needs a 2-D table, got shape {shape}")
     values = tensors["values"]
     out = torch.zeros(shape, dtype=dtype, device=values.device)
     if encoding == "csr":

@@ -25,7 +25,7 @@ from torch_geometric.nn.kge import KGEModel
 
 from metasd_pyg.errors import ConfigError, MetaSDError
 from metasd_pyg.export.artifact import ARTIFACT_FORMAT, ARTIFACT_VERSION, METADATA_KEY
-from metasd_pyg.export.encoding import decode_table
+from metasd_pyg.export.encoding import check_table, decode_table
 from metasd_pyg.export.names import unpack_names
 from metasd_pyg.models.factory import model_from_metadata
 from metasd_pyg.models.scoring import score_heads, score_tails
@@ -214,9 +214,12 @@ def load_student(path: str | Path, device: torch.device | str | None = None) -> 
         ArtifactError: The file is missing, unreadable or not a student artifact.
     """
     meta, tensors = _open(path, tensors=True)
-    model = model_from_metadata(meta)
-    state: dict[str, Tensor] = {}
     try:
+        # the header's shapes, on the meta device: nothing allocated, whatever it claims
+        with torch.device("meta"):
+            expected = {n: tuple(p.shape) for n, p in model_from_metadata(meta).state_dict()
+                        .items()}
+        tables: dict[str, tuple[str, tuple[int, ...], dict[str, Tensor]]] = {}
         for name, entry in meta["tables"].items():
             parts = {key[len(name) + 1:]: t for key, t in tensors.items()
                      if key.startswith(name + ".")}
@@ -224,10 +227,23 @@ def load_student(path: str | Path, device: torch.device | str | None = None) -> 
                 src = entry["structure"]
                 parts.update({key[len(src) + 1:]: t for key, t in tensors.items()
                               if key.startswith(src + ".") and not key.endswith(".values")})
-            state[name] = decode_table(entry["encoding"], tuple(entry["shape"]), parts)
+            shape = tuple(int(n) for n in entry["shape"])
+            if name not in expected:
+                raise ValueError(f"table {name!r} is not a parameter of the model")
+            if shape != expected[name]:
+                raise ValueError(f"table {name!r} has shape {list(shape)}, the header's model "
+                                 f"{list(expected[name])}")
+            check_table(str(entry["encoding"]), shape, parts)  # before any allocation
+            tables[name] = (str(entry["encoding"]), shape, parts)
+        missing = sorted(set(expected) - set(tables))
+        if missing:
+            raise ValueError(f"no table for {', '.join(missing)}")
+        model = model_from_metadata(meta)
+        state = {name: decode_table(enc, shape, parts)
+                 for name, (enc, shape, parts) in tables.items()}
         model.load_state_dict(state, strict=True)
-    except (KeyError, ValueError, RuntimeError) as exc:
-        raise ArtifactError(f"{path}: corrupt or inconsistent student tables ({exc})") from exc
+    except (KeyError, ValueError, TypeError, RuntimeError, MetaSDError) as exc:
+        raise ArtifactError(f"{path}: corrupt or inconsistent student ({exc})") from exc
     model.eval()
     if device is not None:
         model = model.to(device)

@@ -169,3 +169,55 @@ def test_export_run_round_trip(tmp_path):
     h, r = torch.arange(20), torch.arange(20) % R
     torch.testing.assert_close(student.score_tails(h, r),
                                score_tails(model, h, r, weights=masked), atol=1e-5, rtol=1e-5)
+
+
+def _rewrite(src, dst, edit_meta=None, edit_tensors=None):
+    """Copy a student artifact, editing its header JSON and/or its tensors."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from metasd_pyg.export.artifact import METADATA_KEY
+
+    with safe_open(str(src), "pt") as fh:
+        header = dict(fh.metadata())
+        tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    meta = json.loads(header[METADATA_KEY])
+    if edit_meta:
+        edit_meta(meta)
+    if edit_tensors:
+        edit_tensors(tensors)
+    header[METADATA_KEY] = json.dumps(meta)
+    save_file(tensors, str(dst), metadata=header)
+    return dst
+
+
+def test_corrupt_but_parseable_students_are_named_not_allocated(tmp_path):
+    """A crafted header or table is an ArtifactError naming the file, before any
+    allocation of the size it claims (checked by removing the checks once: an
+    IndexError and an attempted 1e12-row allocation)."""
+    from metasd_pyg.export.loader import ArtifactError
+
+    model = _model("complex", dim=16)
+    src = export_student(tmp_path / "s.safetensors", model, _nested(model, 0.3)).path
+    with safe_open(str(src), "pt") as fh:
+        keys = list(fh.keys())
+    k_key = next(k for k in keys if k.endswith(".k"))
+    cases = {
+        "huge.safetensors": (lambda m: m.update(num_entities=10**12), None,
+                             r"shape \[400, 16\], the header's model \[1000000000000, 16\]"),
+        "prefix.safetensors": (None, lambda t: t[k_key].__setitem__(0, 17),
+                               r"prefix lengths outside \[0, 16\]"),
+        "order.safetensors": (None, lambda t: t.__setitem__(
+            k_key.replace(".k", ".order"), torch.zeros(16, dtype=torch.uint8)),
+            "not a permutation"),
+        "shape.safetensors": (lambda m: next(iter(m["tables"].values())).update(
+            shape=[400, 10**9]), None, "shape"),
+        "missing.safetensors": (lambda m: m["tables"].pop(next(iter(m["tables"]))), None,
+                                "no table for"),
+    }
+    for name, (meta_edit, tensor_edit, message) in cases.items():
+        bad = _rewrite(src, tmp_path / name, meta_edit, tensor_edit)
+        with pytest.raises(ArtifactError, match=message) as info:
+            load_student(bad)
+        assert str(bad) in str(info.value)
