@@ -108,7 +108,18 @@ def load_checkpoint(directory: str | os.PathLike[str]) -> tuple[dict[str, Tensor
     tensor_path = folder / doc["tensors"]
     if not tensor_path.is_file():
         raise RunFolderError(f"{tensor_path}: tensor file of the checkpoint is missing")
-    return load_file(str(tensor_path)), doc["state"]
+    return _read_tensors(tensor_path), doc["state"]
+
+
+def _read_tensors(path: Path) -> dict[str, Tensor]:
+    """The tensors of a checkpoint's safetensors file (never a pickle: nothing runs)."""
+    from safetensors import SafetensorError
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise RunFolderError(f"{path}: not a readable checkpoint tensor file ({exc}); the "
+                             "checkpoint is corrupt or was replaced") from exc
 
 
 # --------------------------------------------------------------------------

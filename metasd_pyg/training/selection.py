@@ -35,11 +35,17 @@ class DiskSnapshot(Mapping[str, Tensor]):
     """
 
     def __init__(self, path: str | Path) -> None:
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
+
+        from metasd_pyg.errors import RunFolderError
 
         self.path = Path(path)
-        with safe_open(str(self.path), framework="pt") as f:
-            self._keys = list(f.keys())
+        try:
+            with safe_open(str(self.path), framework="pt") as f:
+                self._keys = list(f.keys())
+        except (SafetensorError, OSError) as exc:
+            raise RunFolderError(f"{self.path}: not a readable best-epoch snapshot ({exc})"
+                                 ) from exc
 
     def __getitem__(self, key: str) -> Tensor:
         from safetensors import safe_open
