@@ -52,6 +52,7 @@ from metasd_pyg.runs.logger import RunLogger
 from metasd_pyg.runs.summary import dataset_summary, size_summary
 from metasd_pyg.storage.folder import RunFolder
 from metasd_pyg.storage.jsonable import to_jsonable
+from metasd_pyg.storage.lock import RunLock
 from metasd_pyg.training.callbacks import ReleaseOptimizerState
 from metasd_pyg.training.checkpoint import check_resume as _check_resume
 from metasd_pyg.training.distributed import World
@@ -214,10 +215,24 @@ def _train_run(config: RunConfig, world: World, *, overwrite: bool, resume: bool
 def _lead_run(config: RunConfig, world: World, out: Path, *, overwrite: bool, resume: bool,
               command: Sequence[str] | None, graph: KnowledgeGraph | None,
               start: float) -> dict[str, Any]:
-    """Rank 0 (or the only process): check, create and write the run folder; train."""
+    """Rank 0 (or the only process): lock, check, create and write the run folder; train."""
+    lock = RunLock(out)
+    try:
+        return _locked_run(config, world, out, lock, overwrite=overwrite, resume=resume,
+                           command=command, graph=graph, start=start)
+    finally:
+        lock.release()
+
+
+def _locked_run(config: RunConfig, world: World, out: Path, lock: RunLock, *,
+                overwrite: bool, resume: bool, command: Sequence[str] | None,
+                graph: KnowledgeGraph | None, start: float) -> dict[str, Any]:
+    """:func:`_lead_run` once ``lock`` is taken (it is taken first thing)."""
     failure: str | None = "rank 0 stopped while preparing the run"
     try:
-        # Fail fast, and leave nothing behind, on a bad folder or dataset.
+        # One writer per folder, then fail fast, and leave nothing behind, on a bad
+        # folder or dataset.
+        lock.acquire()
         _check_target(out, config, overwrite=overwrite, resume=resume)
         graph = _load_graph(config) if graph is None else graph
         memory = _check_memory(graph, config, _ranks_on_this_machine(world))
