@@ -23,3 +23,8 @@ class ConfigError(MetaSDError):
 
 class RunFolderError(MetaSDError):
     """A run folder is missing, incomplete, or would be overwritten."""
+
+
+class TrainingDiverged(MetaSDError):
+    """Training produced a non-finite loss, gradient or weight (the run stops; its last
+    complete checkpoint is kept)."""

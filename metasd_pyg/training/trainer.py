@@ -27,7 +27,7 @@ import math
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,7 +37,7 @@ from torch_geometric.nn.kge import KGEModel
 from tqdm.auto import tqdm
 
 from metasd_pyg.data.graph import KnowledgeGraph
-from metasd_pyg.errors import ConfigError
+from metasd_pyg.errors import ConfigError, TrainingDiverged
 from metasd_pyg.models.adapters import ENTITY_TABLES
 from metasd_pyg.models.config import ModelConfig
 from metasd_pyg.pruning import NestedMasks, mask_density
@@ -263,13 +263,17 @@ class Trainer:
             teacher_logits, student_logits = torch.empty(0, 0), None
         ctx = StepContext(self.epoch, self.global_step, batch, target, cand,
                           teacher_logits, student_logits, loss, shard=shard)
+        loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):
+            self._diverged(f"the loss is {loss_value}", _logits_term(teacher_logits,
+                                                                     student_logits))
         for part in self.parts:
             part.on_step(self, ctx)
         self._apply(loss, ctx.updates, view)
         for part in self.parts:
             part.on_step_end(self, ctx)
         logs = dict(ctx.logs)
-        logs["loss"] = float(loss.detach())
+        logs["loss"] = loss_value
         self.global_step += 1
         return logs
 
@@ -284,6 +288,10 @@ class Trainer:
             self.engine.scatter(self, view)
         self.world.reduce_gradients(self.model.parameters())
         params = dict(self.model.named_parameters())
+        self._check_grads({n: p.grad for n, p in params.items()}, "the gradient of")
+        for opt, grads in updates:
+            self._check_grads(grads, f"the {type(opt).__name__} update queued by a part "
+                                     "(the meta step's meta-gradient) for")
         with self.engine.stepping():
             if updates:
                 main = {n: p.grad for n, p in params.items()}
@@ -409,6 +417,7 @@ class Trainer:
             self.history.append(logs)
             return logs
         self.epoch = epoch + 1
+        self._check_weights()  # never validated, selected or checkpointed if not finite
         if self.masks is not None:
             logs["sparsity"] = 1.0 - mask_density(self.masks)
         if self.epoch % cfg.eval.every == 0 or self.epoch == self.end_epoch:
@@ -442,9 +451,63 @@ class Trainer:
             logs.update(valid)
             self.selection.bad_evals = bad
 
+    def _check_grads(self, grads: Mapping[str, Tensor | None], what: str) -> None:
+        """Stop (:meth:`_diverged`) on a non-finite gradient; one sum per tensor."""
+        named = [(n, g._values() if g.is_sparse else g) for n, g in grads.items()
+                 if g is not None]
+        if not named:
+            return
+        sums = torch.stack([v.sum() for _, v in named])
+        if bool(torch.isfinite(sums).all()):
+            return
+        bad = next(n for (n, _), s in zip(named, sums.tolist()) if not math.isfinite(s))
+        self._diverged(f"{what} {bad} is not finite", "")
+
+    def _check_weights(self) -> None:
+        """Stop (:meth:`_diverged`) if a weight became non-finite during the epoch."""
+        for n, p in self.model.named_parameters():
+            if not bool(torch.isfinite(p.detach().sum())):
+                self._diverged(f"the weights of {n} are not finite after epoch {self.epoch}",
+                               "")
+
+    def _diverged(self, what: str, term: str) -> None:
+        """Raise :class:`~metasd_pyg.errors.TrainingDiverged` naming the step, the term,
+        the likely cause and the checkpoint that is kept."""
+        lrs = [f"lr={self.optimizer.param_groups[0]['lr']:g}"]
+        for part in self.parts:  # parts with an optimiser of their own (the meta step)
+            opt = getattr(part, "optimizer", None)
+            if isinstance(opt, torch.optim.Optimizer):
+                lrs.append(f"{part.name} lr={opt.param_groups[0]['lr']:g}")
+        kept = "no checkpoint yet"
+        if self.checkpoint_dir is not None and has_checkpoint(self.checkpoint_dir):
+            kept = (f"the last good checkpoint (the end of epoch {self.epoch_of_checkpoint()}) "
+                    f"is kept in {self.checkpoint_dir}")
+        raise TrainingDiverged(
+            f"training diverged at step {self.global_step + 1} (epoch {self.epoch + 1}): "
+            f"{what}{term}; the likely cause is a learning rate too high for this model and "
+            f"batch ({', '.join(lrs)}): lower it (or the regulariser weight); {kept}")
+
+    def epoch_of_checkpoint(self) -> int | None:
+        """Epoch of the committed checkpoint in ``checkpoint_dir`` (``None``: none)."""
+        from metasd_pyg.training.checkpoint import checkpoint_json
+
+        if self.checkpoint_dir is None or not has_checkpoint(self.checkpoint_dir):
+            return None
+        return int(checkpoint_json(self.checkpoint_dir)["state"]["epoch"])
+
     def request_stop(self) -> None:
         """Ask the trainer to stop after the current epoch (for callbacks)."""
         self._stop = True
+
+
+def _logits_term(teacher: Tensor, student: Tensor | None) -> str:
+    """Which scores of a step are not finite (a clue to the term that diverged)."""
+    bad = [name for name, z in (("the teacher's (or the model's)", teacher),
+                                ("the student's", student))
+           if z is not None and z.numel() and not bool(torch.isfinite(z).all())]
+    if bad:
+        return f" ({' and '.join(bad)} scores are not finite)"
+    return " (the scores are finite: a regulariser or distillation term diverged)"
 
 
 def _postfix(logs: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, str]:

@@ -391,3 +391,50 @@ def test_release_optimizer_state_frees_every_optimizer_before_the_final_evaluati
                                     callbacks=[ReleaseOptimizerState(), Spy()]))
     result = run.fit()
     assert seen == {"main": 0, "meta": 0} and result.evaluated
+
+
+def test_a_diverging_learning_rate_stops_with_the_step_term_and_cause(tmp_path) -> None:
+    """lr 1e30: the first step's update overflows; the next step's loss is not finite.
+    Checked by removing the loss check once: the run went on with NaN weights."""
+    from metasd_pyg.errors import TrainingDiverged
+    from metasd_pyg.training import Built, MetaSDConfig, compose
+
+    from .helpers import tiny_evaluate, toy_graph
+
+    graph = toy_graph(num_entities=40, num_relations=3, n=200)
+    for loss in ("1-n", "sampled"):
+        cfg = MetaSDConfig.flat(dim=8, epochs=3, batch_size=32, progress=False, lr=1e30,
+                                seed=0, device="cpu", loss=loss, num_negatives=12,
+                                mode="metasd", sparsity=0.6)
+        run = compose(graph, cfg, Built(evaluator=tiny_evaluate))
+        with pytest.raises(TrainingDiverged, match=r"training diverged at step \d+ \(epoch 1\)"
+                           r": .*not finite.*learning rate too high.*lr=1e\+30.*"
+                           r"no checkpoint yet"):
+            run.fit()
+
+
+def test_weights_that_go_non_finite_keep_the_last_good_checkpoint(tmp_path) -> None:
+    from metasd_pyg.errors import TrainingDiverged
+    from metasd_pyg.training import Built, MetaSDConfig, compose
+    from metasd_pyg.training.callbacks import Callback
+    from metasd_pyg.training.checkpoint import TrainingState
+
+    from .helpers import tiny_evaluate, toy_graph
+
+    class Poison(Callback):  # a weight turns to inf during epoch 3
+        def on_epoch_start(self, trainer, epoch) -> None:
+            if epoch == 2:
+                with torch.no_grad():
+                    trainer.model.node_emb.weight[3, 0] = float("inf")
+
+    graph = toy_graph(num_entities=40, num_relations=3, n=200)
+    cfg = MetaSDConfig.flat(dim=8, epochs=5, batch_size=32, progress=False, seed=0,
+                            device="cpu", loss="sampled", num_negatives=12, mode="teacher")
+    run = compose(graph, cfg, Built(evaluator=tiny_evaluate, callbacks=[Poison()],
+                                    checkpoint_dir=tmp_path / "ck"))
+    with pytest.raises(TrainingDiverged, match=r"epoch 3\).*last good checkpoint \(the end "
+                                               r"of epoch 2\) is kept in .*ck"):
+        run.fit()
+    state = TrainingState.read(tmp_path / "ck")
+    assert state.epoch == 2
+    assert all(bool(torch.isfinite(t).all()) for t in state.model.values())
