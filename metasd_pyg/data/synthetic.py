@@ -55,6 +55,7 @@ from torch import Tensor
 from metasd_pyg.data.build import drop_duplicates
 from metasd_pyg.data.graph import KnowledgeGraph
 from metasd_pyg.errors import ConfigError
+from metasd_pyg.system import physical_memory_bytes
 
 #: Default size of the built-in ``synthetic`` graph (the README's main job).
 DEFAULT_ENTITIES = 2000
@@ -158,6 +159,24 @@ def _sample(count: int, tab: dict[str, Tensor], cl: _Clusters, attr: Tensor,
     return torch.stack([head, rel, tail], dim=1)
 
 
+#: Peak bytes of :func:`generate_synthetic` per entity and per triple: float64 and int64
+#: working arrays; 2,500,604 entities and 17,137,181 triples peak at 4.1 GB
+#: (``benchmarks/results/data_scale.md``).
+SYNTHETIC_BYTES_PER_ENTITY = 128
+SYNTHETIC_BYTES_PER_TRIPLE = 240
+
+
+def synthetic_bytes(num_entities: int, num_triples: int) -> int:
+    """Estimated peak memory of :func:`generate_synthetic` (checked before it allocates).
+
+    Args:
+        num_entities: Entities.
+        num_triples: Triples over the three splits.
+    """
+    return (SYNTHETIC_BYTES_PER_ENTITY * int(num_entities)
+            + SYNTHETIC_BYTES_PER_TRIPLE * int(num_triples))
+
+
 def generate_synthetic(
     num_entities: int = DEFAULT_ENTITIES,
     num_relations: int = DEFAULT_RELATIONS,
@@ -211,6 +230,13 @@ def generate_synthetic(
             f"valid_fraction and test_fraction must be in [0, 1) with a sum < 1, got "
             f"{valid_fraction} and {test_fraction}"
         )
+    need = synthetic_bytes(E, N)
+    limit = physical_memory_bytes()
+    if limit is not None and need > limit:
+        raise ConfigError(
+            f"a synthetic graph of {E:,} entities and {N:,} triples needs about "
+            f"{need / 1e9:,.1f} GB to generate; this machine has {limit / 1e9:,.1f} GB "
+            "(ogbl-wikikg2's size, 2.5M entities and 17.1M triples, needs about 4.1 GB)")
     K = int(num_clusters) if num_clusters is not None else max(2, round(math.sqrt(E) / 2))
     if not 1 <= K <= E:
         raise ConfigError(f"num_clusters must be in [1, {E}], got {K}")

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from metasd_pyg.errors import ConfigError
 from metasd_pyg.models.adapters import adapter_for
+from metasd_pyg.system import physical_memory_bytes
 
 if TYPE_CHECKING:
     from metasd_pyg.data.graph import KnowledgeGraph
@@ -194,16 +195,6 @@ def check_memory(config: MetaSDConfig, graph: KnowledgeGraph, limit_bytes: int |
     est = estimate_memory(config, graph, checkpoints=checkpoints)
     est.check(limit_bytes)
     return est
-
-
-def physical_memory_bytes() -> int | None:
-    """This machine's physical memory (``None`` where it cannot be read)."""
-    import os
-
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return None
 
 
 __all__ = ["BASELINE_BYTES", "MemoryEstimate", "check_memory", "estimate_memory",

@@ -90,3 +90,18 @@ def test_spec_parsing_and_errors():
         generate_synthetic(5, 1, 1000)
     with pytest.raises(ConfigError, match="degree_exponent"):
         generate_synthetic(100, 2, 500, degree_exponent=1.5)
+
+
+def test_sizes_that_need_terabytes_are_refused_before_allocating() -> None:
+    """Checked by removing the check once: a 8 TB allocation failed inside torch."""
+    import time
+
+    from metasd_pyg.data.synthetic import synthetic_bytes
+
+    assert synthetic_bytes(2_500_604, 17_137_181) / 1e9 == pytest.approx(4.4, abs=0.1)
+    t = time.perf_counter()
+    for entities, triples in ((10**12, 2000), (300, 10**11)):
+        with pytest.raises(ConfigError, match=r"needs about [\d,.]+ GB to generate; this "
+                                              r"machine has [\d,.]+ GB"):
+            generate_synthetic(entities, 5, triples)
+    assert time.perf_counter() - t < 1.0  # refused, not attempted
