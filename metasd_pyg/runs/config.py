@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from metasd_pyg.errors import ConfigError
+from metasd_pyg.errors import ConfigError, RunFolderError
 from metasd_pyg.evaluation.buckets import BucketBy
 from metasd_pyg.runs.options import build_dataclass, coerce
 from metasd_pyg.sections import Section, check, option
@@ -243,7 +243,12 @@ class RunConfig:
         """
         from metasd_pyg.storage.folder import RunFolder
 
-        return saved_config_values(RunFolder.open(out).read_config())
+        folder = RunFolder.open(out)
+        if not (folder.path / folder.CONFIG).is_file():
+            raise RunFolderError(
+                f"{folder.path}: the run stopped before it saved its configuration, so there "
+                "is nothing to resume; start it again with --overwrite")
+        return saved_config_values(folder.read_config())
 
     @classmethod
     def from_saved(cls, out: str | Path) -> RunConfig:
