@@ -236,6 +236,7 @@ def _locked_run(config: RunConfig, world: World, out: Path, lock: RunLock, *,
         _check_target(out, config, overwrite=overwrite, resume=resume)
         graph = _load_graph(config) if graph is None else graph
         memory = _check_memory(graph, config, _ranks_on_this_machine(world))
+        _check_disk(out, memory)
         run = _create_run(out, config, overwrite=overwrite, resume=resume, command=command)
         failure = None
     except MetaSDError as exc:
@@ -261,6 +262,37 @@ def _locked_run(config: RunConfig, world: World, out: Path, lock: RunLock, *,
     summary = _summary(run, graph, config, final, compression, training, files)
     summary["memory"] = {"estimated_bytes": memory.peak_bytes, "peak_rss_bytes": peak_rss_bytes()}
     return summary
+
+
+def disk_bytes(memory: MemoryEstimate) -> int:
+    """Disk a run needs at its peak, from its memory plan's buffers: a checkpoint (model,
+    optimiser state, masks) twice while the next one is written beside it, the best
+    epoch's snapshot, and the final weights (the export and logs are smaller)."""
+    def held(prefix: str) -> int:
+        return sum(v for k, v in memory.held.items() if k.startswith(prefix))
+
+    model, masks = held("model"), held("student masks")
+    checkpoint = model + held("optimizer state") + held("meta optimizer state") + masks
+    return 2 * checkpoint + 2 * (model + masks)
+
+
+def _check_disk(out: Path, memory: MemoryEstimate) -> None:
+    """Refuse, before training, a run whose folder's filesystem has too little space."""
+    import shutil
+
+    need = disk_bytes(memory)
+    probe = out.absolute()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError:
+        return  # cannot tell: the writes will say
+    if free < need:
+        raise RunFolderError(
+            f"{out}: the run needs about {need / 1e9:.2f} GB of disk (checkpoints, the best "
+            f"epoch's snapshot, the final weights) and {probe} has {free / 1e9:.2f} GB free; "
+            "free some space or choose another --out")
 
 
 def _ranks_on_this_machine(world: World) -> int:

@@ -87,8 +87,8 @@ class RunLock:
                 self._clear_if_stale()
                 continue
             except OSError as exc:
-                raise RunFolderError(f"{self.path}: cannot create the run folder's lock "
-                                     f"({exc.strerror or exc})") from exc
+                raise RunFolderError(f"{self.folder}: cannot write there ({exc.strerror or exc}"
+                                     f"; its lock {self.path} could not be created)") from exc
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 json.dump(record, fh)
             self.held = True

@@ -54,12 +54,24 @@ def save_checkpoint(directory: str | os.PathLike[str], tag: str, tensors: dict[s
     folder.mkdir(parents=True, exist_ok=True)
     name = f"ckpt-{tag}.safetensors"
     tmp = folder / f".{name}.tmp"
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
-    _fsync_replace(tmp, folder / name)
-    doc = {"format": FORMAT_VERSION, "tensors": name, "state": state}
     tmp_json = folder / f".{CHECKPOINT_JSON}.tmp"
-    tmp_json.write_text(json.dumps(doc, indent=1, sort_keys=True), encoding="utf-8")
-    _fsync_replace(tmp_json, folder / CHECKPOINT_JSON)
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
+        _fsync_replace(tmp, folder / name)
+        doc = {"format": FORMAT_VERSION, "tensors": name, "state": state}
+        tmp_json.write_text(json.dumps(doc, indent=1, sort_keys=True), encoding="utf-8")
+        _fsync_replace(tmp_json, folder / CHECKPOINT_JSON)  # the commit point
+    except OSError as exc:
+        # a full disk or a write error: the committed checkpoint stays the previous one
+        for leftover in (tmp, tmp_json):
+            leftover.unlink(missing_ok=True)
+        committed = checkpoint_json(folder).get("tensors") if has_checkpoint(folder) else None
+        if (folder / name).is_file() and committed != name:
+            (folder / name).unlink(missing_ok=True)  # renamed, never committed
+        raise RunFolderError(
+            f"{folder}: cannot write the checkpoint {name} ({exc.strerror or exc}); the "
+            "previous checkpoint is kept: free some space (or fix the folder) and resume "
+            "with --resume") from exc
     for old in folder.glob("ckpt-*.safetensors"):
         if old.name != name:
             old.unlink(missing_ok=True)
