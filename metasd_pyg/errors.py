@@ -10,7 +10,14 @@ from __future__ import annotations
 
 
 class MetaSDError(Exception):
-    """Base class of all user-facing errors (one-line message, no traceback)."""
+    """Base class of all user-facing errors (one-line message, no traceback).
+
+    The message is kept on one line whatever it quotes (a library's multi-line
+    error, a file's content): line breaks and runs of spaces become one space.
+    """
+
+    def __init__(self, message: object = "", *args: object) -> None:
+        super().__init__(" ".join(str(message).split()), *args)
 
 
 class DataError(MetaSDError):

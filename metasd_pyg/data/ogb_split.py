@@ -612,7 +612,9 @@ def read_split_file(path: str | os.PathLike[str], *, int32: bool = True) -> dict
                     raise DataError(f"{path}: {info.file_size - rd.pos} bytes after the pickle")
                 member.read(1)  # at the end of the member: zipfile checks the CRC-32 here
             return result
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, ValueError, NotImplementedError) as exc:
+        # zipfile's own refusals of a damaged archive: a member name that is not text,
+        # an unsupported flag, a bad CRC-32...
         raise DataError(f"{path}: not a readable torch file ({exc})") from None
     except (OSError, EOFError) as exc:
         raise DataError(f"{path}: cannot read ({exc})") from None

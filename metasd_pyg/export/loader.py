@@ -215,6 +215,8 @@ def load_student(path: str | Path, device: torch.device | str | None = None) -> 
     """
     meta, tensors = _open(path, tensors=True)
     try:
+        if not isinstance(meta.get("tables"), dict):
+            raise ValueError("the header's 'tables' is not a mapping of table entries")
         # the header's shapes, on the meta device: nothing allocated, whatever it claims
         with torch.device("meta"):
             expected = {n: tuple(p.shape) for n, p in model_from_metadata(meta).state_dict()
@@ -242,7 +244,7 @@ def load_student(path: str | Path, device: torch.device | str | None = None) -> 
         state = {name: decode_table(enc, shape, parts)
                  for name, (enc, shape, parts) in tables.items()}
         model.load_state_dict(state, strict=True)
-    except (KeyError, ValueError, TypeError, RuntimeError, MetaSDError) as exc:
+    except (KeyError, ValueError, TypeError, AttributeError, RuntimeError, MetaSDError) as exc:
         raise ArtifactError(f"{path}: corrupt or inconsistent student ({exc})") from exc
     model.eval()
     if device is not None:
