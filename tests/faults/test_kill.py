@@ -94,3 +94,64 @@ def test_killed_and_resumed_runs_end_bit_for_bit_as_the_uninterrupted_one(
     assert set(weights) == set(ref_weights)
     for name, t in ref_weights.items():
         assert torch.equal(weights[name], t), name
+
+
+def _submit(out: Path, root: Path, moment: str, n: int) -> int:
+    proc = subprocess.run(
+        [sys.executable, "-m", "tests.faults.killer", moment, str(n), "--", "ogb-submit",
+         "--data-root", str(root), "--out", str(out), "--seeds", "2", "--epochs", "2",
+         "--dim", "16", "--batch-size", "500", "--threads", "1", "--no-progress",
+         "--no-report"],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    if proc.returncode not in (0, -9):
+        raise AssertionError(proc.stderr[-3000:])
+    return proc.returncode
+
+
+def test_ogb_submit_killed_in_its_second_seed_resumes_to_the_same_submission(tmp_path):
+    from metasd_pyg.data import generate_synthetic, write_ogb_wikikg2
+
+    root = tmp_path / "ogb"
+    write_ogb_wikikg2(generate_synthetic(300, 6, 4000, seed=1), root, num_candidates=50)
+    ref, out = tmp_path / "ref", tmp_path / "sub"
+    assert _submit(ref, root, "none", 0) == 0
+    steps = json.loads((ref / "seed-0" / "results.json").read_text())["training"]["steps"]
+    assert _submit(out, root, "step", steps + 5) == -9  # inside seed 1's first epoch
+    assert (out / "seed-0" / "results.json").exists()
+    assert not (out / "seed-1" / "results.json").exists()
+    assert _submit(out, root, "none", 0) == 0
+    a = json.loads((ref / "submission.json").read_text())
+    b = json.loads((out / "submission.json").read_text())
+    for key in ("valid_mrr", "test_mrr"):
+        assert a[key] == b[key]
+    assert [s["reused"] for s in b["per_seed"]] == [True, False]
+    for seed in (0, 1):
+        wa = load_file(str(ref / f"seed-{seed}" / "model.safetensors"))
+        wb = load_file(str(out / f"seed-{seed}" / "model.safetensors"))
+        assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_a_torchrun_run_killed_on_every_rank_resumes_bit_for_bit(tmp_path):
+    torchrun = Path(sys.executable).parent / "torchrun"
+    if not torchrun.is_file():
+        pytest.skip("torchrun is not installed")
+    root = need_archive("umls.tar.gz")
+
+    def launch(out: Path, moment: str, n: int, *extra: str) -> int:
+        proc = subprocess.run(
+            [str(torchrun), "--standalone", "--nproc-per-node", "2", "-m",
+             "tests.faults.killer", moment, str(n), "--", *ARGS, "--data-root", str(root),
+             "--out", str(out), *extra],
+            cwd=REPO, capture_output=True, text=True, timeout=300)
+        return proc.returncode
+
+    assert launch(tmp_path / "ref", "none", 0) == 0
+    out = tmp_path / "run"
+    assert launch(out, "step", 50) != 0  # every rank killed in epoch 3 (21 steps per epoch)
+    assert (out / "checkpoints" / "checkpoint.json").exists()
+    assert not (out / "results.json").exists()
+    assert launch(out, "none", 0, "--resume") == 0
+    weights, models = _final(out)
+    ref_weights, ref_models = _final(tmp_path / "ref")
+    assert models == ref_models
+    assert all(torch.equal(weights[k], ref_weights[k]) for k in ref_weights)
