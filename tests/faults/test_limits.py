@@ -1,6 +1,6 @@
 """Sizes that would need terabytes end in one line with the estimate and the limit, before
-anything large is allocated (checked by removing the memory check once: the 1e9-wide model
-was being allocated when the test's timeout hit)."""
+anything large is allocated (checked by removing the memory check once: the disk check
+caught the 1e9-wide model next, and the test failed on its message)."""
 
 from __future__ import annotations
 
