@@ -5,10 +5,14 @@ a checkpoint, the run's weights or an exported student would be, and given as a 
 file to every command. Each command must end with one line and a non-zero exit, and the
 marker must never appear (the library reads only safetensors, JSON, CSV and text; the ogb
 split files go through a restricted reader, tested in tests/data/test_ogb_scale.py).
+Checked by reading checkpoint tensors with ``torch.load(weights_only=False)`` once: the
+payload ran and the test failed. (torch 2.13's ``torch.load`` reads a file named
+``.safetensors`` as safetensors, so the broken loader had to rename it first.)
 """
 
 from __future__ import annotations
 
+import json
 import pathlib
 import pickle
 import shutil
@@ -74,8 +78,13 @@ def test_payload_in_place_of_a_checkpoint_is_refused(evil, tmp_path, capsys, uml
     run = tmp_path / "run"
     shutil.copytree(umls_run[0], run)
     (run / "results.json").unlink()  # an unfinished run, to be resumed
-    for ckpt in (run / "checkpoints").glob("*.safetensors"):
+    marker_json = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**marker_json, "status": "running"}))
+    ckpts = list((run / "checkpoints").glob("*.safetensors"))
+    assert ckpts
+    for ckpt in ckpts:
         shutil.copy(pt, ckpt)
     code, _, err = run_cli(capsys, "train", "--out", run, "--resume", "--no-progress")
     _one_line_failure(code, err)
+    assert "not a readable checkpoint tensor file" in err, err
     assert not marker.exists()

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from metasd_pyg.errors import MetaSDError
@@ -46,6 +46,9 @@ def _fresh(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
 
 
 @FUZZ
+@example(train="a\tr\t" + "x" * 5_000_000, encoding="utf-8")  # a huge line
+@example(train="", encoding="utf-8")  # an empty file
+@example(train="a\tr\n" * 1000, encoding="utf-8")  # a missing column
 @given(train=st.one_of(st.lists(TSV_LINE, max_size=30).map("\n".join),
                        st.binary(max_size=300).map(lambda b: b.decode("latin-1")),
                        st.lists(LINE, max_size=10).map("\n".join)),
