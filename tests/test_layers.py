@@ -3,7 +3,7 @@
 From bottom to top (a package may import only packages of lower layers;
 packages of one layer do not import each other)::
 
-    errors
+    errors, system        user-facing errors | facts about the machine
     storage               atomic writes, JSON values, versions, the run-folder layout
     data                  datasets -> KnowledgeGraph
     models                PyG KGE models, scoring
@@ -31,7 +31,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "metasd_pyg"
 
 #: Layers from bottom to top.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors",),
+    ("errors", "system"),
     ("sections", "storage"),
     ("data",),
     ("models",),
