@@ -438,3 +438,22 @@ def test_weights_that_go_non_finite_keep_the_last_good_checkpoint(tmp_path) -> N
     state = TrainingState.read(tmp_path / "ck")
     assert state.epoch == 2
     assert all(bool(torch.isfinite(t).all()) for t in state.model.values())
+
+
+def test_a_diverging_meta_step_is_named() -> None:
+    """The meta step's own learning rate diverges (1e30), the main one is fine: the
+    meta-gradient update (or the loss it poisons next) stops the run, naming both rates."""
+    from metasd_pyg.errors import TrainingDiverged
+    from metasd_pyg.training import Built, MetaSDConfig, compose
+
+    from .helpers import tiny_evaluate, toy_graph
+
+    graph = toy_graph(num_entities=40, num_relations=3, n=200)
+    cfg = MetaSDConfig.flat(dim=8, epochs=3, batch_size=32, progress=False, seed=0,
+                            device="cpu", loss="sampled", num_negatives=12, mode="metasd",
+                            sparsity=0.6, meta=True, meta_every=1, meta_lr=1e30,
+                            quiz_fraction=0.1, quiz_batch_size=8)
+    run = compose(graph, cfg, Built(evaluator=tiny_evaluate))
+    with pytest.raises(TrainingDiverged, match=r"training diverged at step \d+ .*lr=0\.1, "
+                                               r"meta lr=1e\+30"):
+        run.fit()
