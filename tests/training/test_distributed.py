@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -62,20 +64,26 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _worker(rank: int, size: int, port: int, out: str) -> None:
+@contextmanager
+def _gloo(rank: int, size: int, port: int) -> Iterator[World]:
+    """This spawned process as rank ``rank`` of a gloo group (one thread)."""
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
     dist.init_process_group("gloo", rank=rank, world_size=size)
     try:
-        world = World(rank, size)
+        yield World(rank, size)
+    finally:
+        dist.destroy_process_group()
+
+
+def _worker(rank: int, size: int, port: int, out: str) -> None:
+    with _gloo(rank, size, port) as world:
         for name, kw in CASES.items():
             before = dict(world.traffic)
             params = _steps(_cfg(**kw), world)
             params["traffic"] = torch.tensor([world.traffic[k] - before[k]
                                               for k in ("all_reduce", "all_gather")])
             save_file(params, f"{out}/{name}-{rank}.safetensors")
-    finally:
-        dist.destroy_process_group()
 
 
 @pytest.fixture(scope="module")
@@ -119,11 +127,7 @@ def test_one_process_world_without_torchrun(monkeypatch: pytest.MonkeyPatch) -> 
 def _fit_worker(rank: int, size: int, port: int, out: str) -> None:
     from metasd_pyg.training.distributed import RankLost
 
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=size)
-    try:
-        world = World(rank, size)
+    with _gloo(rank, size, port) as world:
         cfg = _cfg(mode="metasd", loss="sampled", meta=False, dist_check_every=1, patience=1)
         graph = toy_graph(num_entities=40, num_relations=3, n=200)
         run = compose(graph, cfg, Built(evaluator=tiny_evaluate, world=world))
@@ -141,8 +145,6 @@ def _fit_worker(rank: int, size: int, port: int, out: str) -> None:
                   f"{out}/fit-{rank}.safetensors",
                   metadata={"caught": caught, "epochs": str(len(result.history)),
                             "evaluated": str(result.evaluated)})
-    finally:
-        dist.destroy_process_group()
 
 
 def test_fit_on_two_ranks_checks_parameters_and_evaluates_on_rank_0(tmp_path: Path) -> None:
@@ -160,10 +162,7 @@ def test_fit_on_two_ranks_checks_parameters_and_evaluates_on_rank_0(tmp_path: Pa
 
 
 def _reduce_worker(rank: int, size: int, port: int, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=size)
-    try:
-        world = World(rank, size)
+    with _gloo(rank, size, port) as world:
         gen = torch.Generator().manual_seed(rank)
         dense, same, other, none = (torch.nn.Parameter(torch.zeros(6, 3)) for _ in range(4))
         dense.grad = torch.randn(6, 3, generator=gen)
@@ -183,8 +182,6 @@ def _reduce_worker(rank: int, size: int, port: int, out: str) -> None:
                    "traffic": torch.tensor([world.traffic["all_reduce"],
                                             world.traffic["all_gather"]])},
                   f"{out}/reduce-{rank}.safetensors")
-    finally:
-        dist.destroy_process_group()
 
 
 def test_gradient_sum_dense_same_rows_and_different_rows(tmp_path: Path) -> None:
