@@ -155,3 +155,28 @@ def test_a_torchrun_run_killed_on_every_rank_resumes_bit_for_bit(tmp_path):
     ref_weights, ref_models = _final(tmp_path / "ref")
     assert models == ref_models
     assert all(torch.equal(weights[k], ref_weights[k]) for k in ref_weights)
+
+
+@pytest.mark.parametrize("seed", [11, 12])
+def test_kills_at_random_moments_end_bit_for_bit(tmp_path: Path, reference: tuple[dict, dict],
+                                                 seed: int) -> None:
+    """Three kills at moments drawn at random (seeded, so a failure replays): the kind of
+    moment and how far into the process it comes."""
+    import random
+
+    rng = random.Random(seed)
+    limits = {"write": 12, "evaluate": 6, "step": 60}
+    kills = [(kind, rng.randint(1, limits[kind]))
+             for kind in rng.choices(list(limits), k=3)]
+    out = tmp_path / "run"
+    codes = []
+    for moment, n in [*kills, ("none", 0)]:
+        codes.append(_run(out, moment, n, *_continue(out)))
+        _consistent(out)
+        if codes[-1] == 0:
+            break
+    assert -9 in codes and codes[-1] == 0, (kills, codes)
+    weights, models = _final(out)
+    ref_weights, ref_models = reference
+    assert models == ref_models, kills
+    assert all(torch.equal(weights[k], ref_weights[k]) for k in ref_weights), kills
