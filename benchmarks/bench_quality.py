@@ -94,6 +94,11 @@ METHODS: dict[str, dict[str, Any]] = {
                                importance="magnitude"),
     "nometa-degree-index": dict(mode="metasd", strategy="degree", k_max=32, meta=False,
                                 importance="index"),
+    # issue 11: the long tail starves under degree-aware prefixes (WN18RR's 0-1 bucket: 0.000)
+    "nometa-degree-index-kmin8": dict(mode="metasd", strategy="degree", k_max=32, meta=False,
+                                      importance="index", k_min=8),
+    "nometa-degree-index-alpha0": dict(mode="metasd", strategy="degree", k_max=32, meta=False,
+                                       importance="index", alpha=0.0),
     # issue 11: the meta step (its virtual step now the student's real loss) and its settings
     "meta-lr1e-3": dict(mode="metasd", meta=True, strategy="degree", k_max=32, importance="index",
                         meta_lr=1e-3),
