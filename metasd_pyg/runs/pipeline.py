@@ -244,8 +244,7 @@ def _locked_run(config: RunConfig, world: World, out: Path, lock: RunLock, *,
         raise
     finally:  # the other ranks wait for the folder (or the reason there is none)
         world.broadcast_object(failure, "rank 0's setup of the run folder")
-    loaded = graph
-    world.local_first(lambda: loaded)  # the others load after rank 0 (which built caches)
+    world.barrier("loading the data")  # the others load now, after rank 0 built the caches
     logger.info("%s: %s", run.path, graph)
     trainer, result = _train(run, graph, config, resume=resume, world=world)
     if not result.evaluated:  # max_steps ended a smoke run: no final evaluation
@@ -323,7 +322,7 @@ def _follow_run(config: RunConfig, world: World, out: Path, *, resume: bool,
         graph = world.local_first(lambda: load_dataset(config.run.dataset,
                                                        config.run.data_root, progress=False))
     else:
-        world.local_first(lambda: graph)
+        world.barrier("loading the data")  # the same one wait as local_first's
     trainer = compose(graph, quiet, Built(checkpoint_dir=out / RunFolder.CHECKPOINTS,
                                           world=world))
     result = trainer.fit(resume=resume)

@@ -138,8 +138,5 @@ class ReleaseOptimizerState(Callback):
 
     def on_fit_end(self, trainer: Trainer) -> None:
         """Clear the main optimiser's state and that of every part's optimiser."""
-        optimizers = [trainer.optimizer]
-        optimizers += [o for p in trainer.parts
-                       if isinstance(o := getattr(p, "optimizer", None), Optimizer)]
-        for opt in optimizers:
+        for opt in trainer.optimizers():
             opt.state.clear()

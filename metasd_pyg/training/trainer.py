@@ -482,11 +482,8 @@ class Trainer:
     def _diverged(self, what: str, term: str) -> None:
         """Raise :class:`~metasd_pyg.errors.TrainingDiverged` naming the step, the term,
         the likely cause and the checkpoint that is kept."""
-        lrs = [f"lr={self.optimizer.param_groups[0]['lr']:g}"]
-        for part in self.parts:  # parts with an optimiser of their own (the meta step)
-            opt = getattr(part, "optimizer", None)
-            if isinstance(opt, torch.optim.Optimizer):
-                lrs.append(f"{part.name} lr={opt.param_groups[0]['lr']:g}")
+        owner = {id(getattr(p, "optimizer", None)): f"{p.name} " for p in self.parts}
+        lrs = [f"{owner.get(id(o), '')}lr={o.param_groups[0]['lr']:g}" for o in self.optimizers()]
         kept = "no checkpoint yet"
         if self.checkpoint_dir is not None and has_checkpoint(self.checkpoint_dir):
             kept = (f"the last good checkpoint (the end of epoch {self.epoch_of_checkpoint()}) "
@@ -503,6 +500,15 @@ class Trainer:
         if self.checkpoint_dir is None or not has_checkpoint(self.checkpoint_dir):
             return None
         return int(checkpoint_json(self.checkpoint_dir)["state"]["epoch"])
+
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        """The main optimiser, then those of parts that have their own (the meta step's)."""
+        found = [self.optimizer]
+        for part in self.parts:
+            opt = getattr(part, "optimizer", None)
+            if isinstance(opt, torch.optim.Optimizer):
+                found.append(opt)
+        return found
 
     def request_stop(self) -> None:
         """Ask the trainer to stop after the current epoch (for callbacks)."""

@@ -66,6 +66,28 @@ def _continue(out: Path) -> list[str]:
     return ["--overwrite"] if (out / "run.json").exists() else []
 
 
+def _kill_and_continue(out: Path, kills: list[tuple[str, int]]) -> list[int]:
+    """Run with each kill in turn, continuing the folder as a user would (checking it after
+    every kill), then once more uninterrupted; the exit codes, up to the first success."""
+    codes = []
+    for moment, n in [*kills, ("none", 0)]:
+        codes.append(_run(out, moment, n, *_continue(out)))
+        _consistent(out)
+        if codes[-1] == 0:
+            break
+    return codes
+
+
+def _same_as(out: Path, reference: tuple[dict, dict], label: object) -> None:
+    """The run in ``out`` ended with the reference's metrics and weights, bit for bit."""
+    weights, models = _final(out)
+    ref_weights, ref_models = reference
+    assert models == ref_models, label
+    assert set(weights) == set(ref_weights), label
+    for name, t in ref_weights.items():
+        assert torch.equal(weights[name], t), (label, name)
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
     out = tmp_path_factory.mktemp("ref") / "run"
@@ -81,19 +103,9 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, dict]:
 def test_killed_and_resumed_runs_end_bit_for_bit_as_the_uninterrupted_one(
         tmp_path: Path, reference: tuple[dict, dict], kills: list[tuple[str, int]]) -> None:
     out = tmp_path / "run"
-    codes = []
-    for moment, n in [*kills, ("none", 0)]:
-        codes.append(_run(out, moment, n, *_continue(out)))
-        _consistent(out)
-        if codes[-1] == 0:
-            break
+    codes = _kill_and_continue(out, kills)
     assert codes == [-9] * len(kills) + [0], codes  # every planned kill happened
-    weights, models = _final(out)
-    ref_weights, ref_models = reference
-    assert models == ref_models
-    assert set(weights) == set(ref_weights)
-    for name, t in ref_weights.items():
-        assert torch.equal(weights[name], t), name
+    _same_as(out, reference, kills)
 
 
 def _submit(out: Path, root: Path, moment: str, n: int) -> int:
@@ -169,14 +181,6 @@ def test_kills_at_random_moments_end_bit_for_bit(tmp_path: Path, reference: tupl
     kills = [(kind, rng.randint(1, limits[kind]))
              for kind in rng.choices(list(limits), k=3)]
     out = tmp_path / "run"
-    codes = []
-    for moment, n in [*kills, ("none", 0)]:
-        codes.append(_run(out, moment, n, *_continue(out)))
-        _consistent(out)
-        if codes[-1] == 0:
-            break
+    codes = _kill_and_continue(out, kills)
     assert -9 in codes and codes[-1] == 0, (kills, codes)
-    weights, models = _final(out)
-    ref_weights, ref_models = reference
-    assert models == ref_models, kills
-    assert all(torch.equal(weights[k], ref_weights[k]) for k in ref_weights), kills
+    _same_as(out, reference, kills)
