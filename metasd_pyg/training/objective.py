@@ -43,6 +43,7 @@ from metasd_pyg.training.losses import (
     MutualWeights,
     RegularizerName,
     entity_cross_entropy,
+    fused_cross_entropy,
     mutual_logit_loss,
     regularizer,
     relation_cross_entropy,
@@ -333,7 +334,7 @@ class DenseObjective(Objective):
 
     def __call__(self, trainer: Trainer, view: TableView) -> StepOutput:
         z = tail_logits(trainer.model, view.batch, view.weights, view.candidates)
-        loss = entity_cross_entropy(z, view.target) + self.aux(
+        loss = fused_cross_entropy(z, view.target) + self.aux(
             trainer, view.batch, view.weights, self.loss.regularizer_weight)
         return StepOutput(loss, z, None)
 
@@ -347,7 +348,7 @@ class MaskedObjective(Objective):
         assert view.masks is not None, "MaskedObjective needs the trainer's masks"
         student = view.student()
         z = tail_logits(trainer.model, view.batch, student, view.candidates)
-        loss = entity_cross_entropy(z, view.target) + self.aux(
+        loss = fused_cross_entropy(z, view.target) + self.aux(
             trainer, view.batch, student, self.loss.regularizer_weight)
         return StepOutput(loss, z, z)
 

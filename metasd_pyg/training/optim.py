@@ -26,7 +26,7 @@ OptimizerName = Literal["adagrad", "adam"]
 OPTIMIZERS: tuple[str, ...] = typing.get_args(OptimizerName)
 _CLASSES: dict[str, type[torch.optim.Optimizer]] = {"adagrad": torch.optim.Adagrad,
                                                      "adam": torch.optim.Adam}
-#: The classes for sparse (row-wise) gradients (RowAdagrad: torch's Adagrad, bit for bit,
+#: The classes for sparse (row-wise) gradients (RowAdagrad: torch's Adagrad to rounding,
 #: applied with row gathers instead of sparse-tensor arithmetic).
 _SPARSE_CLASSES: dict[str, type[torch.optim.Optimizer]] = {"adagrad": RowAdagrad,
                                                             "adam": torch.optim.SparseAdam}

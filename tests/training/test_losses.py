@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -19,6 +20,7 @@ from metasd_pyg.training.losses import (
     distillation_loss,
     dura,
     entity_cross_entropy,
+    fused_cross_entropy,
     kl_divergence,
     mutual_logit_loss,
     n3,
@@ -224,3 +226,46 @@ def test_fused_mutual_loss_equals_autograd_composition(
     assert got.item() == pytest.approx(ref.item(), rel=1e-10)
     for a, b in zip(got_g, ref_g):
         assert torch.allclose(a, 1.7 * b, rtol=1e-9, atol=1e-12)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 7), st.integers(1, 12),
+       st.sampled_from([1.0, 0.3]))
+def test_fused_cross_entropy_equals_torch(seed: int, rows: int, cols: int, scale: float) -> None:
+    g = torch.Generator().manual_seed(seed)
+    z = (torch.randn(rows, cols, generator=g, dtype=torch.float64) * 4).requires_grad_(True)
+    target = torch.randint(cols, (rows,), generator=g)
+    ref = F.cross_entropy(z, target)
+    (ref_g,) = torch.autograd.grad(ref * scale, z)
+    got = fused_cross_entropy(z, target)
+    (got_g,) = torch.autograd.grad(got * scale, z)  # scale 1: the gradient handed on as is
+    assert got.item() == pytest.approx(ref.item(), rel=1e-12)
+    assert torch.allclose(got_g, ref_g, rtol=1e-10, atol=1e-14)
+    with torch.no_grad():  # no graph: the plain loss
+        assert fused_cross_entropy(z, target).item() == pytest.approx(ref.item(), rel=1e-12)
+
+
+def test_fused_losses_hand_on_unscaled_gradients_only_once(monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    """Backward twice through one graph (retain_graph): the saved gradient is never scaled in
+    place, and the mutual loss gives the same gradients over several row blocks."""
+    import metasd_pyg.training.losses as losses
+
+    monkeypatch.setattr(losses, "CPU_BLOCK_ELEMENTS", 20)  # blocks of 2 rows
+    g = torch.Generator().manual_seed(3)
+    zt = (torch.randn(5, 9, generator=g, dtype=torch.float64) * 3).requires_grad_(True)
+    zs = (torch.randn(5, 9, generator=g, dtype=torch.float64) * 3).requires_grad_(True)
+    target = torch.randint(9, (5,), generator=g)
+    w = MutualWeights(2.0, KLWeights(3.0, 1.0), 0.5, 1.5, 1.0, 0.7)
+    ref = (entity_cross_entropy(zt, target) + 0.5 * distillation_loss(zt, zs.detach(), 2.0)
+           + 0.7 * (entity_cross_entropy(zs, target)
+                    + 1.5 * distillation_loss(zs, zt.detach(), 2.0)))
+    ref_g = torch.autograd.grad(ref, [zt, zs])
+    loss = mutual_logit_loss(zt, zs, target, w) + fused_cross_entropy(zt, target)
+    first = [t.clone() for t in torch.autograd.grad(loss, [zt, zs], retain_graph=True)]
+    second = torch.autograd.grad(loss, [zt, zs])
+    ce_g = torch.autograd.grad(F.cross_entropy(zt, target), zt)[0]
+    assert torch.allclose(first[0], ref_g[0] + ce_g, rtol=1e-9, atol=1e-12)
+    assert torch.allclose(first[1], ref_g[1], rtol=1e-9, atol=1e-12)
+    for a, b in zip(first, second):
+        assert torch.equal(a, b)
