@@ -52,16 +52,16 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _config(args: argparse.Namespace, loss: str, threads: int) -> Any:
+def _config(args: argparse.Namespace, loss: str, threads: int, bs: int) -> Any:
     from metasd_pyg.training import MetaSDConfig
 
     return MetaSDConfig.flat(mode=args.mode, loss=loss, dim=args.dim,
-                             batch_size=args.batch_size, num_negatives=args.num_negatives,
+                             batch_size=bs, num_negatives=args.num_negatives,
                              epochs=1, progress=False, device="cpu", threads=threads,
                              seed=0, meta=args.meta)
 
 
-def _worker(rank: int, size: int, threads: int, port: int, loss: str,
+def _worker(rank: int, size: int, threads: int, port: int, loss: str, bs: int,
             args: argparse.Namespace, result: str) -> None:
     torch.set_num_threads(threads)
     from metasd_pyg.data import load_dataset
@@ -73,9 +73,8 @@ def _worker(rank: int, size: int, threads: int, port: int, loss: str,
         dist.init_process_group("gloo", rank=rank, world_size=size)
     world = World(rank, size)
     graph = load_dataset(args.dataset, args.data_root, progress=False)
-    trainer = compose(graph, _config(args, loss, threads), Built(world=world))
+    trainer = compose(graph, _config(args, loss, threads, bs), Built(world=world))
     trainer.start()
-    bs = args.batch_size
     perm = torch.randperm(trainer.stream.size(0), generator=torch.Generator().manual_seed(1))
     times: list[float] = []
     traffic0: dict[str, int] = {}
@@ -97,11 +96,12 @@ def _worker(rank: int, size: int, threads: int, port: int, loss: str,
         dist.destroy_process_group()
 
 
-def _measure(args: argparse.Namespace, loss: str, procs: int, threads: int) -> dict[str, Any]:
+def _measure(args: argparse.Namespace, loss: str, procs: int, threads: int, bs: int
+             ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         out = str(Path(tmp) / "r.json")
-        mp.spawn(_worker, args=(procs, threads, _free_port(), loss, args, out), nprocs=procs,
-                 join=True)
+        mp.spawn(_worker, args=(procs, threads, _free_port(), loss, bs, args, out),
+                 nprocs=procs, join=True)
         return dict(json.loads(Path(out).read_text()))
 
 
@@ -117,7 +117,8 @@ def _ogb_rows(args: argparse.Namespace) -> dict[str, float]:
     train = graph.train
     n_rel = graph.num_relations
     out: dict[str, float] = {"entities": graph.num_entities, "relations": n_rel}
-    for name, size in (("rows_1", args.batch_size), ("rows_8", MACHINES * args.batch_size)):
+    for name, size in (("rows_1", args.batch_size[0]),
+                       ("rows_8", MACHINES * args.batch_size[0])):
         counts = []
         for _ in range(5):
             idx = torch.randint(0, train.size(0), (size,), generator=gen)
@@ -149,7 +150,8 @@ def main() -> None:
     p.add_argument("--mode", default="teacher")
     p.add_argument("--meta", action="store_true")
     p.add_argument("--dim", type=int, default=100)
-    p.add_argument("--batch-size", type=int, default=1000)
+    p.add_argument("--batch-size", type=int, nargs="+", default=[1000],
+                   help="global batch sizes (each layout is measured at each)")
     p.add_argument("--num-negatives", type=int, default=1024)
     p.add_argument("--steps", type=int, default=40)
     p.add_argument("--warmup", type=int, default=5)
@@ -161,37 +163,42 @@ def main() -> None:
     args = p.parse_args()
 
     layouts = [tuple(int(x) for x in lay.split("x")) for lay in args.layouts]
-    results: dict[tuple[str, int, int], dict[str, Any]] = {}
+    results: dict[tuple[str, int, int, int], dict[str, Any]] = {}
     for _ in range(args.repeats):
         for loss in args.losses:
-            for procs, threads in layouts:
-                r = _measure(args, loss, procs, threads)
-                key = (loss, procs, threads)
-                if key not in results or r["median"] < results[key]["median"]:
-                    results[key] = r
-                print(f"{loss} {procs}x{threads}: median {_ms(r['median'])}", file=sys.stderr)
+            for bs in args.batch_size:
+                for procs, threads in layouts:
+                    r = _measure(args, loss, procs, threads, bs)
+                    key = (loss, bs, procs, threads)
+                    if key not in results or r["median"] < results[key]["median"]:
+                        results[key] = r
+                    print(f"{loss} batch {bs} {procs}x{threads}: median {_ms(r['median'])}",
+                          file=sys.stderr)
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     lines = [f"# Data-parallel training: throughput and communication ({args.dataset})", "",
              f"{args.mode}{' with the meta step' if args.meta else ''}, ComplEx dim {args.dim}, "
-             f"global batch {args.batch_size}, {args.num_negatives} shared negatives (sampled), "
+             f"global batch {'/'.join(map(str, args.batch_size))}, {args.num_negatives} "
+             "shared negatives (sampled), "
              f"Adagrad; gloo on one machine ({platform.machine()}, {os.cpu_count()} cores, "
              f"torch {torch.__version__}); {args.steps} timed steps after {args.warmup}, "
              f"best of {args.repeats} interleaved repeat(s); commit `{commit}`.", "",
-             "| loss | processes x threads | step median | rows / s | speed-up vs 1x1 "
-             "| gradient payload per rank and step |",
-             "|---|---|---|---|---|---|"]
+             "| loss | global batch | processes x threads | step median | rows / s "
+             "| speed-up vs 1x1 | gradient payload per rank and step |",
+             "|---|---|---|---|---|---|---|"]
     for loss in args.losses:
-        base = results.get((loss, 1, 1))
-        for procs, threads in layouts:
-            r = results[(loss, procs, threads)]
-            speed = f"{base['median'] / r['median']:.2f}x" if base else "-"
-            payload = ", ".join(f"{k} {_mb(v)}" for k, v in r["traffic"].items() if v) or "-"
-            lines.append(f"| {loss} | {procs} x {threads} | {_ms(r['median'])} | "
-                         f"{args.batch_size / r['median']:,.0f} | {speed} | {payload} |")
+        for bs in args.batch_size:
+            base = results.get((loss, bs, 1, 1))
+            for procs, threads in layouts:
+                r = results[(loss, bs, procs, threads)]
+                speed = f"{base['median'] / r['median']:.2f}x" if base else "-"
+                payload = ", ".join(f"{k} {_mb(v)}" for k, v in r["traffic"].items()
+                                    if v) or "-"
+                lines.append(f"| {loss} | {bs:,} | {procs} x {threads} | {_ms(r['median'])} | "
+                             f"{bs / r['median']:,.0f} | {speed} | {payload} |")
     lines += ["", f"## What the payload predicts for {MACHINES} machines on 10 Gbit/s", ""]
-    two = {loss: results.get((loss, 2, 1)) for loss in args.losses}
+    two = {loss: results.get((loss, args.batch_size[0], 2, 1)) for loss in args.losses}
     ring = 2 * (MACHINES - 1) / MACHINES  # a ring all-reduce's bytes sent per buffer byte
     for loss, what in (("1-n", "the whole tables' gradient"),
                        ("sampled", "the gradient of the rows the global batch touches")):
@@ -210,7 +217,8 @@ def main() -> None:
         o = _ogb_rows(args)
         row_bytes = 2 * args.dim * 4  # ComplEx: two tables of dim floats per entity
         rel = 2 * o["relations"] * 2 * args.dim * 4
-        for name, size in (("rows_1", args.batch_size), ("rows_8", MACHINES * args.batch_size)):
+        for name, size in (("rows_1", args.batch_size[0]),
+                           ("rows_8", MACHINES * args.batch_size[0])):
             buf = o[name] * row_bytes + rel
             lines.append(f"- **Row-wise at ogbl-wikikg2 size** ({o['entities']:,.0f} "
                          f"entities), global batch {size:,}: {o[name]:,.0f} distinct entity "
