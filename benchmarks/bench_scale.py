@@ -10,8 +10,8 @@ round, so that load from other processes hits all alike) and reports the
 median step time, its ratio to the first graph's, and the time of the step's
 score products alone (the ``[B, 2d] x [2d, C]`` products, forward and backward,
 of the teacher, and for MetaSD also of the student at its compact width, timed
-on random tensors of the same shapes): the step / products ratio is the
-engine's overhead over the arithmetic it cannot avoid.
+on random tensors of the same shapes, in every round of the interleaved blocks): the
+step / products ratio is the engine's overhead over the arithmetic it cannot avoid.
 
 Example (the recorded run)::
 
@@ -180,14 +180,21 @@ def main() -> None:
             if record:
                 times[key].append(time.perf_counter() - t0)
 
+    B, C = args.batch_size, args.batch_size + args.negatives
+    # the score products are timed in every round too, so that the step / products ratio
+    # compares times taken under the same load
+    widths = {2 * args.dim} | {2 * int(tr.units.numel()) for tr in trainers.values()
+                               if isinstance(tr, Trainer) and tr.units is not None}
+    product_times: dict[int, list[float]] = {w: [] for w in widths}
     for key in trainers:
         run(key, args.warmup, False)
     for _ in range(max(1, args.steps // args.block)):
         for key in trainers:
             run(key, args.block, True)
-
-    B, C = args.batch_size, args.batch_size + args.negatives
-    teacher_products = _products(B, 2 * args.dim, C)
+        for w in widths:
+            product_times[w].append(_products(B, w, C, repeats=3))
+    products_of = {w: statistics.median(t) for w, t in product_times.items()}
+    teacher_products = products_of[2 * args.dim]
     ref = args.graphs[0]
     lines = ["# Training step cost as the graph grows (row-wise engine)", "",
              f"ComplEx dim {args.dim}, batch {B}, loss=sampled with {args.negatives} shared "
@@ -209,7 +216,7 @@ def main() -> None:
             continue
         products = teacher_products
         if tr.masks is not None and tr.units is not None:
-            products += _products(B, 2 * int(tr.units.numel()), C)
+            products += products_of[2 * int(tr.units.numel())]
         elif tr.masks is not None:
             products *= 2
         lines.append(f"| {spec} | {tr.graph.num_entities:,} | {name} | {med:.4f} | "
