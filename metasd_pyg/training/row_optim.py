@@ -15,11 +15,9 @@ is
 and rows outside :math:`\mathcal U` do not change. :class:`torch.optim.Adagrad`
 computes the same through sparse-tensor arithmetic (a sparse add into the
 accumulator, ``sparse_mask`` to read it back, a sparse add into the table),
-which at ogbl-wikikg2 size costs about three times as much as gathering the
-accumulator rows, updating them and adding the step into the table
-(``index_select`` / ``index_copy_`` / ``index_add_``), which is what
-:class:`RowAdagrad` does (0.95 ms per FB15k-237-size entity table update
-against torch's 2.2 ms on one thread). Dense gradients
+which costs more than adding into the accumulator's rows, gathering them
+and adding the step into the table's rows (``index_add_`` / ``index_select``),
+which is what :class:`RowAdagrad` does. Dense gradients
 take the ordinary dense update. The state (``sum``, ``step``) and the
 parameter groups are :class:`torch.optim.Adagrad`'s, so checkpoints of either
 load into the other.
@@ -37,9 +35,10 @@ class RowAdagrad(torch.optim.Adagrad):
     """:class:`torch.optim.Adagrad` with a row-wise update for sparse gradients.
 
     Same arguments, state and results as :class:`torch.optim.Adagrad` (tested
-    against it to float tolerance: the row update adds :math:`G \odot G` into
-    the accumulator with one fused multiply-add, where torch rounds the square
-    first); ``weight_decay`` is refused with sparse gradients, as torch does.
+    against it to float tolerance: the accumulator is torch's to the bit, the
+    step is scaled by the learning rate before it is added, where torch scales
+    it in the addition); ``weight_decay`` is refused with sparse gradients, as
+    torch does.
     """
 
     @torch.no_grad()
@@ -80,21 +79,24 @@ class RowAdagrad(torch.optim.Adagrad):
 def _row_update(p: Tensor, grad: Tensor, acc: Tensor, clr: float, eps: float) -> None:
     """Adagrad on the rows of a coalesced sparse ``grad`` (module docstring).
 
-    Eight passes over the ``|U| x d`` rows: gather the accumulator rows, add
-    ``G * G``, scatter them back; ``sqrt + eps``, the step ``-lr G / (...)``,
-    and one ``index_add_`` of it into the table. A gradient of every row of
-    the table (the relation tables of the row-wise engine) takes the dense
-    update, without gathers.
+    Seven passes over the ``|U| x d`` rows: ``G * G`` added into the
+    accumulator's rows (``index_add_``), its new rows gathered, ``sqrt + eps``,
+    the step ``-lr G / (...)``, and one ``index_add_`` of it into the table.
+    Adding into the rows is cheaper than writing them back (``index_copy_``
+    costs about three times an ``index_add_`` on a 2.5M-row table). A gradient
+    of every row of the table (the relation tables of the row-wise engine)
+    takes the dense update, without gathers.
     """
     rows, values = grad._indices()[0], grad._values()
     n = rows.numel()
     if n == 0:
         return
     if n == p.size(0) and int(rows[-1]) == n - 1:  # coalesced: sorted, unique, so all rows
-        _dense_update(p, values, acc, clr, eps)
+        acc.add_(values * values)  # as the sparse path (the square rounded, then added)
+        p.addcdiv_(values, acc.sqrt().add_(eps), value=-clr)
         return
-    s = acc.index_select(0, rows).addcmul_(values, values)
-    acc.index_copy_(0, rows, s)
+    acc.index_add_(0, rows, values * values)  # rows are unique: acc[rows] += G * G
+    s = acc.index_select(0, rows)
     step = torch.div(values, s.sqrt_().add_(eps), out=s).mul_(-clr)
     p.index_add_(0, rows, step)  # rows are unique: the same as writing p[rows] + step
 
