@@ -108,3 +108,23 @@ def test_a_gradient_of_every_row_takes_the_dense_update() -> None:
     ref, _ = _run(torch.optim.Adagrad, w, grads, lr=0.2)
     out, _ = _run(RowAdagrad, w, grads, lr=0.2)
     torch.testing.assert_close(out, ref, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["adagrad", "adam"])
+def test_dense_optimisers_take_the_fused_update_with_the_same_result(name: str) -> None:
+    """make_optimizer builds torch's fused optimiser for dense gradients on the CPU; a few
+    steps give the default (for-loop) optimiser's parameters."""
+    gen = torch.Generator().manual_seed(0)
+    w = torch.randn(30, 5, generator=gen)
+    grads = [torch.randn(30, 5, generator=gen) for _ in range(4)]
+    opt_cls = torch.optim.Adagrad if name == "adagrad" else torch.optim.Adam
+    ref, _ = _run(opt_cls, w, grads, lr=0.1, foreach=False)  # type: ignore[arg-type]
+    p = w.clone().requires_grad_(True)
+    opt = make_optimizer(name, [p], 0.1)
+    assert opt.param_groups[0]["fused"] is True
+    for g in grads:
+        p.grad = g
+        opt.step()
+    torch.testing.assert_close(p.detach(), ref, rtol=1e-6, atol=1e-7)
+    sparse = make_optimizer(name, [w.clone().requires_grad_(True)], 0.1, sparse=True)
+    assert not sparse.param_groups[0].get("fused")  # the row-wise classes take no fused flag
