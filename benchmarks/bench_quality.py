@@ -65,6 +65,7 @@ DATASET_OVERRIDES: dict[str, dict[str, Any]] = {"fb15k-237": LARGE, "wn18rr": LA
 WALL: dict[str, Any] = dict(LARGE, epochs=4, finetune_epochs=2)
 WALL_METHODS: dict[str, dict[str, Any]] = {
     "dense-same-nnz": dict(epochs=17, patience=3),
+    "nometa-degree-index-8ep": dict(epochs=8),
 }
 PROTOCOLS: dict[str, tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]] = {
     "epochs": (DATASET_OVERRIDES, {}),
@@ -95,6 +96,9 @@ METHODS: dict[str, dict[str, Any]] = {
     "nometa-degree-index": dict(mode="metasd", strategy="degree", k_max=32, meta=False,
                                 importance="index"),
     # issue 11: the long tail starves under degree-aware prefixes (WN18RR's 0-1 bucket: 0.000)
+    # issue 11: the default student given twice the budget (is it still improving at 4?)
+    "nometa-degree-index-8ep": dict(mode="metasd", strategy="degree", k_max=32, meta=False,
+                                    importance="index"),
     "nometa-degree-index-kmin8": dict(mode="metasd", strategy="degree", k_max=32, meta=False,
                                       importance="index", k_min=8),
     "nometa-degree-index-alpha0": dict(mode="metasd", strategy="degree", k_max=32, meta=False,
@@ -126,6 +130,9 @@ METHODS: dict[str, dict[str, Any]] = {
     "nometa-magnitude-hyst": dict(mode="metasd", strategy="degree", k_max=32, meta=False,
                                   importance="magnitude", hysteresis=0.5),
     "dense-same-nnz": dict(mode="dense_same_nnz"),
+    # issue 11: the dense model of the student's size at the student's epochs (not its wall
+    # time): is the student behind per epoch, or only per second?
+    "dense-same-nnz-equal-epochs": dict(mode="dense_same_nnz"),
     "dense-same-nnz-5x": dict(mode="dense_same_nnz", epochs_factor=5),
     "oneshot-global": dict(mode="oneshot", strategy="global"),
 }
