@@ -133,6 +133,12 @@ METHODS: dict[str, dict[str, Any]] = {
     # issue 11: the dense model of the student's size at the student's epochs (not its wall
     # time): is the student behind per epoch, or only per second?
     "dense-same-nnz-equal-epochs": dict(mode="dense_same_nnz"),
+    # issue 11: the sampled loss (row-wise engine) for the large graphs: an epoch of a few
+    # seconds instead of minutes, so the equal-wall-time budget buys many more epochs
+    "nometa-sampled": dict(mode="metasd", strategy="degree", k_max=32, meta=False,
+                           importance="index", loss="sampled"),
+    "dense-same-nnz-sampled": dict(mode="dense_same_nnz", loss="sampled"),
+    "teacher-sampled": dict(mode="teacher", loss="sampled"),
     "dense-same-nnz-5x": dict(mode="dense_same_nnz", epochs_factor=5),
     "oneshot-global": dict(mode="oneshot", strategy="global"),
 }
