@@ -65,7 +65,6 @@ DATASET_OVERRIDES: dict[str, dict[str, Any]] = {"fb15k-237": LARGE, "wn18rr": LA
 WALL: dict[str, Any] = dict(LARGE, epochs=4, finetune_epochs=2)
 WALL_METHODS: dict[str, dict[str, Any]] = {
     "dense-same-nnz": dict(epochs=17, patience=3),
-    "nometa-degree-index-8ep": dict(epochs=8),
     "dense-same-nnz-sampled": dict(patience=5),
     # the student's wall time for the dense model (its sampled epoch costs about a sixth of
     # the student's on WN18RR: 181 vs 1189 s for 40 epochs), early stopping on valid
@@ -100,9 +99,6 @@ METHODS: dict[str, dict[str, Any]] = {
     "nometa-degree-index": dict(mode="metasd", strategy="degree", k_max=32, meta=False,
                                 importance="index"),
     # issue 11: the long tail starves under degree-aware prefixes (WN18RR's 0-1 bucket: 0.000)
-    # issue 11: the default student given twice the budget (is it still improving at 4?)
-    "nometa-degree-index-8ep": dict(mode="metasd", strategy="degree", k_max=32, meta=False,
-                                    importance="index"),
     "nometa-degree-index-kmin8": dict(mode="metasd", strategy="degree", k_max=32, meta=False,
                                       importance="index", k_min=8),
     "nometa-degree-index-alpha0": dict(mode="metasd", strategy="degree", k_max=32, meta=False,
