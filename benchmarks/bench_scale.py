@@ -51,7 +51,10 @@ def _methods(args: argparse.Namespace) -> dict[str, MetaSDConfig]:
     out = {}
     for engine in args.engines:
         for mode in args.modes:
-            out[f"{mode} ({engine})"] = MetaSDConfig.flat(**base, **MODES[mode], engine=engine)
+            for pages in args.pages:
+                name = f"{mode} ({engine}{', 4 KiB pages' if pages == 'small' else ''})"
+                out[name] = MetaSDConfig.flat(**base, **MODES[mode], engine=engine,
+                                              huge_pages=pages == "huge")
     return out
 
 
@@ -118,6 +121,9 @@ def main() -> None:
                    choices=list(MODES),
                    help="metasd: the default (no meta step); metasd+meta: with the meta step")
     p.add_argument("--engines", nargs="+", default=["rows"], choices=["rows", "dense"])
+    p.add_argument("--pages", nargs="+", default=["huge"], choices=["huge", "small"],
+                   help="huge: the default runtime.huge_pages=True (large tables on transparent "
+                        "huge pages); small: huge_pages=False; both: the two side by side")
     p.add_argument("--dim", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=1000)
     p.add_argument("--negatives", type=int, default=1024)

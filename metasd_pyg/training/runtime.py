@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 
@@ -35,12 +36,20 @@ class RuntimeConfig(Section):
             denormal probabilities whose products slow CPU matrix products
             several times (measured: 0.17 s -> 0.68 s per Kinship epoch within
             12 epochs).
+        huge_pages: With the row-wise engine on CPU (Linux), keep entity
+            tables of 32 MiB or more and their optimiser state in memory
+            backed by transparent huge pages: the same values, faster random
+            row access (RowAdagrad on two 2.5M-row tables: 9.5 -> 4.4 ms per
+            step).
     """
+
+    ADDED_LATER: ClassVar[Mapping[str, Any]] = {"huge_pages": True}
 
     device: str = option("auto", resumable=True)
     progress: bool = option(True, resumable=True)
     threads: int | None = option(None, resumable=True)
     flush_denormal: bool = True
+    huge_pages: bool = option(True, resumable=True)
 
     def validate(self) -> None:
         check(self.threads is None or self.threads >= 1,

@@ -45,6 +45,7 @@ from metasd_pyg.training.callbacks import Callback, StepContext
 from metasd_pyg.training.checkpoint import TrainingState, has_checkpoint
 from metasd_pyg.training.distributed import World
 from metasd_pyg.training.engine import Engine, TableView, engine_for
+from metasd_pyg.training.huge_pages import huge_page_copy
 from metasd_pyg.training.objective import Objective
 from metasd_pyg.training.optim import OptimConfig
 from metasd_pyg.training.result import TrainResult
@@ -227,6 +228,24 @@ class Trainer:
         self.world.broadcast_tensors(list(self.model.parameters()), "the start of training")
         for part in self.parts:
             part.on_fit_start(self)
+        self._place_tables()
+
+    def _place_tables(self) -> None:
+        """Large entity tables and their optimiser state onto huge pages (row-wise engine,
+        CPU, ``runtime.huge_pages``; :mod:`~metasd_pyg.training.huge_pages`). Values unchanged."""
+        if not (self.engine.sparse and self.config.runtime.huge_pages
+                and self.device.type == "cpu"):
+            return
+        params = dict(self.model.named_parameters())
+        tables = [params[n] for n in ENTITY_TABLES if n in params]
+        for p in tables:
+            p.data = huge_page_copy(p.data)
+        for opt in self.optimizers():
+            for p in tables:
+                state = opt.state.get(p, {})
+                for key, value in state.items():
+                    if isinstance(value, Tensor) and value.shape == p.shape:
+                        state[key] = huge_page_copy(value)
 
     def train_step(self, batch: Tensor) -> dict[str, float]:
         """One optimisation step on ``batch`` (``[B, 3]`` stream rows) and ``global_step += 1``.
@@ -328,6 +347,7 @@ class Trainer:
         if folder is None:
             raise ConfigError("no checkpoint directory given")
         TrainingState.read(folder).restore(self, where=f"checkpoint in {folder}")
+        self._place_tables()
         self._resumed = True
 
     # ------------------------------------------------------------------ fit

@@ -147,7 +147,7 @@ def test_the_trainer_has_no_mode_branches() -> None:
 def test_resumable_options_are_marked_in_their_sections() -> None:
     assert resumable_keys() == {"epochs", "finetune_epochs", "patience", "progress", "threads",
                                 "device", "eval_batch_size", "max_steps", "final_eval",
-                                "dist_backend", "dist_timeout", "dist_check_every"}
+                                "dist_backend", "dist_timeout", "dist_check_every", "huge_pages"}
 
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "run_before_sections"
