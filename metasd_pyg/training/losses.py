@@ -398,22 +398,24 @@ CPU_BLOCK_ELEMENTS = 1 << 17
 
 
 def _softmaxes(
-    z: Tensor, rows: Tensor, target: Tensor, tau: float, p1: Tensor
+    z: Tensor, rows: Tensor, target: Tensor, tau: float, p1: Tensor, scale: float
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Softmax at temperature 1 (into ``p1``), log-softmax and softmax at ``tau``, and CE.
+    """``scale`` x softmax at temperature 1 (into ``p1``), log-softmax and softmax at ``tau``, CE.
 
     One exponential per temperature, both from the max-shifted logits; the
     log-probabilities at temperature 1 are only needed at the targets
-    ``z[rows, target]``.
+    ``z[rows, target]``. The softmax at temperature 1 is the start of the
+    cross-entropy gradient, so it is written already scaled by the loss's
+    factor (no later pass to scale the gradient).
     """
     x = z - z.amax(dim=-1, keepdim=True)
     s1 = torch.exp(x, out=p1).sum(dim=-1, keepdim=True)
-    p1.div_(s1)
     ce = (s1.log().view(-1) - x[rows, target]).sum()
-    p_tau = x.div_(tau).exp()
+    p1.mul_(s1.reciprocal_().mul_(scale))
+    p_tau = x.mul_(1.0 / tau).exp()
     s_tau = p_tau.sum(dim=-1, keepdim=True)
-    p_tau.div_(s_tau)
-    return x.sub_(s_tau.log()), p_tau, ce
+    p_tau.mul_(s_tau.reciprocal())
+    return x.sub_(s_tau.log_()), p_tau, ce
 
 
 def _mutual_block(
@@ -424,34 +426,38 @@ def _mutual_block(
 
     For :math:`p = \mathrm{softmax}(a/\tau)`:
     :math:`\partial_a \mathrm{KL}(p\|q) = \tau^{-1} p \odot (\log p - \log q - \mathrm{KL}(p\|q))`
-    and :math:`\partial_a \mathrm{KL}(q\|p) = \tau^{-1}(p - q)`.
+    and :math:`\partial_a \mathrm{KL}(q\|p) = \tau^{-1}(p - q)`. Every term is added
+    into the gradients already scaled (``addcmul_``, ``add_`` with ``alpha``), so each
+    ``[rows, C]`` table is read or written about twenty times for both models together.
     """
     tau, w_f, w_r, lam_t, lam_s, a_t, a_s = consts
+    sc_t, sc_s = a_t / n, a_s / n  # d(mean over n rows)/d(row loss), times the model's weight
     rows = torch.arange(z_t.size(0), device=z_t.device)
-    log_t, p_t, ce_t = _softmaxes(z_t, rows, target, tau, g_t)
-    log_s, p_s, ce_s = _softmaxes(z_s, rows, target, tau, g_s)
-    # CE gradient: softmax - one-hot
-    g_t[rows, target] -= 1.0
-    g_s[rows, target] -= 1.0
+    log_t, p_t, ce_t = _softmaxes(z_t, rows, target, tau, g_t, sc_t)
+    log_s, p_s, ce_s = _softmaxes(z_s, rows, target, tau, g_s, sc_s)
+    # CE gradient: softmax - one-hot (scaled)
+    g_t[rows, target] -= sc_t
+    g_s[rows, target] -= sc_s
     d = log_t.sub_(log_s)  # log p_T - log p_S (in place of log p_T)
-    tmp = torch.mul(p_t, d)
-    kl_ts = tmp.sum(-1)  # KL(T||S) per row
-    kl_st = torch.mul(p_s, d, out=tmp).sum(-1).neg_()  # KL(S||T) per row
+    kl_ts = torch.linalg.vecdot(p_t, d)  # KL(T||S) per row
+    kl_st = torch.linalg.vecdot(p_s, d).neg_()  # KL(S||T) per row
     loss = (a_t * ce_t + a_s * ce_s
             + (a_t * lam_t * w_f + a_s * lam_s * w_r) * kl_ts.sum()
             + (a_t * lam_t * w_r + a_s * lam_s * w_f) * kl_st.sum())
+    tmp = log_s  # free now: the buffer of the remaining temporaries
     # teacher: CE + lam_t [w_f KL(T||sg S) + w_r KL(sg S||T)]
-    if lam_t:
-        c = lam_t / tau
-        torch.sub(d, kl_ts[:, None], out=tmp).mul_(p_t)
-        g_t.add_(tmp, alpha=c * w_f).add_(p_t, alpha=c * w_r).sub_(p_s, alpha=c * w_r)
     # student: CE + lam_s [w_f KL(S||sg T) + w_r KL(sg T||S)]
-    if lam_s:
-        c = lam_s / tau
-        torch.add(d, kl_st[:, None], out=tmp).mul_(p_s)  # -(grad direction)
-        g_s.sub_(tmp, alpha=c * w_f).add_(p_s, alpha=c * w_r).sub_(p_t, alpha=c * w_r)
-    g_t.mul_(a_t / n)
-    g_s.mul_(a_s / n)
+    c_t, c_s = sc_t * lam_t / tau, sc_s * lam_s / tau
+    if c_t * w_f:
+        g_t.addcmul_(p_t, torch.sub(d, kl_ts[:, None], out=tmp), value=c_t * w_f)
+    if c_s * w_f:  # d(KL(S||T))/d z_S = p_S (log p_S - log p_T - KL) / tau = -p_S (d + KL) / tau
+        g_s.addcmul_(p_s, torch.add(d, kl_st[:, None], out=tmp), value=-c_s * w_f)
+    if (c_t or c_s) and w_r:
+        diff = torch.sub(p_t, p_s, out=tmp)  # KL(sg S||T) -> (p_T - p_S)/tau; its mirror for S
+        if c_t:
+            g_t.add_(diff, alpha=c_t * w_r)
+        if c_s:
+            g_s.sub_(diff, alpha=c_s * w_r)
     return loss
 
 
