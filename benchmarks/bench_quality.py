@@ -151,6 +151,13 @@ METHODS: dict[str, dict[str, Any]] = {
     # seconds instead of minutes, so the equal-wall-time budget buys many more epochs
     "nometa-sampled": dict(mode="metasd", strategy="degree", k_max=32, meta=False,
                            importance="index", loss="sampled"),
+    # issue 11, FB15k-237: the student's own regulariser (0 by default, tuned on the small graphs)
+    # and its weight on the shared coordinates
+    "nometa-sampled-sreg": dict(mode="metasd", strategy="degree", k_max=32, meta=False,
+                                importance="index", loss="sampled",
+                                student_regularizer_weight=0.01),
+    "nometa-sampled-sw1": dict(mode="metasd", strategy="degree", k_max=32, meta=False,
+                               importance="index", loss="sampled", student_weight=1.0),
     "dense-same-nnz-sampled": dict(mode="dense_same_nnz", loss="sampled"),
     "teacher-sampled": dict(mode="teacher", loss="sampled"),
     "dense-same-nnz-sampled-wall": dict(mode="dense_same_nnz", loss="sampled"),

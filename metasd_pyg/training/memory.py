@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from metasd_pyg.errors import ConfigError
 from metasd_pyg.models.adapters import adapter_for
 from metasd_pyg.system import physical_memory_bytes
+from metasd_pyg.training.huge_pages import MIN_BYTES as HUGE_PAGE_MIN_BYTES
 
 if TYPE_CHECKING:
     from metasd_pyg.data.graph import KnowledgeGraph
@@ -146,6 +147,8 @@ def estimate_memory(config: MetaSDConfig, graph: KnowledgeGraph, *,
     if config.loss.loss == "sampled" and config.trainer.engine != "dense":
         C = B + config.loss.num_negatives
         transient["a training step (gathered rows)"] = 4 * (scores * C + 6 * C * dim * n_ent)
+        if config.runtime.huge_pages and 4 * E * dim >= HUGE_PAGE_MIN_BYTES:
+            transient["a table's copy onto huge pages (start-up)"] = 4 * E * dim
     else:
         transient["a training step (whole tables)"] = 4 * scores * E + 2 * params
     budget = 256 * 2**20

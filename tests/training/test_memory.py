@@ -47,6 +47,10 @@ def test_the_items_follow_the_configuration() -> None:
     dense = estimate_memory(_cfg(mode="metasd", loss="1-n"), g)
     assert dense.transient["a training step (whole tables)"] > 10e9  # B x E logits
     assert "GB" in meta.describe()
+    key = "a table's copy onto huge pages (start-up)"
+    assert meta.transient[key] == table
+    assert key not in estimate_memory(_cfg(mode="metasd", huge_pages=False), g).transient
+    assert key not in estimate_memory(_cfg(mode="metasd"), _graph(14_541)).transient
 
 
 def test_a_run_over_the_limit_is_refused_before_anything_is_allocated() -> None:
