@@ -4,10 +4,11 @@ A row-wise step (:mod:`metasd_pyg.training.engine`) reads and writes a few
 thousand random rows of each entity table and of its optimiser state. With
 ordinary 4 KiB pages every such row of a 1 GB table (ogbl-wikikg2: 2.5M rows
 of 100 floats) costs a TLB miss on top of the cache miss; with 2 MiB pages
-the whole table needs 512 TLB entries instead of 262,144. Measured with
-:class:`~metasd_pyg.training.row_optim.RowAdagrad` on two 2.5M x 100 tables
-and ~3,000 random rows per step (one thread): 9.5 ms per step on 4 KiB pages,
-4.4 ms on huge pages.
+the whole table needs 512 TLB entries instead of 262,144. Measured in the
+trainer at ogbl-wikikg2 size (teacher, ComplEx dim 100, batch 1000, 1,024
+negatives, two threads): the optimiser step 3.5 -> 2.9 ms, the whole step
+22.1 -> 21.3 ms; ``benchmarks/bench_scale.py --pages huge small`` measures the
+two side by side.
 
 Linux backs memory with huge pages only where a process asks for them
 (``/sys/kernel/mm/transparent_hugepage/enabled`` is ``madvise`` on most
