@@ -24,7 +24,11 @@ needs_thp = pytest.mark.skipif(not hp.huge_pages_available(),
 
 
 def _huge_kib(t: torch.Tensor) -> int:
-    """AnonHugePages (KiB) of the mappings that overlap ``t``'s bytes (/proc/self/smaps)."""
+    """AnonHugePages (KiB) of the mappings that overlap ``t``'s bytes (/proc/self/smaps).
+
+    A mapping can hold more than ``t`` (the kernel merges neighbouring ones), so this
+    proves huge pages where the advice was given, never their absence elsewhere.
+    """
     start = t.data_ptr()
     end = start + t.numel() * t.element_size()
     total, inside = 0, False
@@ -78,7 +82,6 @@ def test_the_trainer_places_row_engine_tables_and_their_state_and_trains_the_sam
     for n in ENTITY_TABLES:
         assert _huge_kib(params[n]) > 0, n
         assert _huge_kib(placed.optimizer.state[params[n]]["sum"]) > 0, n
-    assert _huge_kib(dict(plain.model.named_parameters())[ENTITY_TABLES[0]]) == 0
     for n, p in plain.model.named_parameters():
         assert torch.equal(p, params[n]), n
     placed.save_checkpoint()
