@@ -161,6 +161,15 @@ METHODS: dict[str, dict[str, Any]] = {
     "nometa-sampled-sreg-sw1": dict(mode="metasd", strategy="degree", k_max=32, meta=False,
                                     importance="index", loss="sampled",
                                     student_regularizer_weight=0.01, student_weight=1.0),
+    # issue 11: the student's logits scaled (student_logit_scale): sharp student probabilities
+    # without large shared coordinates
+    "nometa-degree-index-g3": dict(mode="metasd", strategy="degree", k_max=32, meta=False,
+                                   importance="index", student_logit_scale=3.0),
+    "nometa-sampled-g3": dict(mode="metasd", strategy="degree", k_max=32, meta=False,
+                              importance="index", loss="sampled", student_logit_scale=3.0),
+    "nometa-sampled-sreg-g3": dict(mode="metasd", strategy="degree", k_max=32, meta=False,
+                                   importance="index", loss="sampled",
+                                   student_regularizer_weight=0.01, student_logit_scale=3.0),
     "dense-same-nnz-sampled": dict(mode="dense_same_nnz", loss="sampled"),
     "teacher-sampled": dict(mode="teacher", loss="sampled"),
     "dense-same-nnz-sampled-wall": dict(mode="dense_same_nnz", loss="sampled"),

@@ -99,6 +99,11 @@ def entity_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
     return F.cross_entropy(logits, target)
 
 
+#: Probabilities below this are recomputed from the logits for the loss's value
+#: (``-log p`` of a subnormal or zero ``p`` loses digits or is infinite).
+_TINY = 1e-30
+
+
 class _FusedCrossEntropy(torch.autograd.Function):
     """Cross-entropy whose gradient is written in the forward pass (:func:`fused_cross_entropy`)."""
 
@@ -106,14 +111,21 @@ class _FusedCrossEntropy(torch.autograd.Function):
     def forward(ctx: Any, logits: Tensor, target: Tensor) -> Tensor:
         n = logits.size(0)
         rows = torch.arange(n, device=logits.device)
-        grad = torch.log_softmax(logits.detach(), dim=-1)
-        loss = grad[rows, target].sum().neg_().div_(n)
-        # d CE / d logits = (softmax - one-hot) / B, in place of the log-probabilities
-        grad.exp_()
+        z = logits.detach()
+        grad = torch.softmax(z, dim=-1)
+        p = grad[rows, target]
+        # -log softmax(z)_t from the probability where it is a normal float; rows whose
+        # probability underflows (z_t more than ~69 below the log-sum-exp) from the logits
+        row_loss = p.log().neg_()
+        small = p < _TINY
+        if bool(small.any()):
+            zs = z[small]
+            row_loss[small] = torch.logsumexp(zs, dim=-1) - zs.gather(1, target[small, None])[:, 0]
+        # d CE / d logits = (softmax - one-hot) / B, in place of the probabilities
         grad[rows, target] -= 1.0
         grad.div_(n)
         ctx.save_for_backward(grad)
-        return loss
+        return row_loss.sum() / n
 
     @staticmethod
     def backward(ctx: Any, out_grad: Tensor) -> tuple[Tensor | None, None]:
@@ -136,11 +148,12 @@ def fused_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
     r""":func:`entity_cross_entropy` with its gradient computed in the forward pass.
 
     Same value and gradient as :func:`torch.nn.functional.cross_entropy`
-    (tested), in three passes over the ``[B, C]`` logits (log-softmax,
-    :math:`\partial/\partial s = (\mathrm{softmax}(s) - e_t)/B` in place,
-    nothing more in the backward pass when the incoming gradient is one)
-    instead of torch's seven (log-softmax, a zero-filled ``[B, C]`` gradient, the
-    log-softmax backward). The training objectives use it; it is not twice
+    (tested), in two passes over the ``[B, C]`` logits (torch's fused softmax, then
+    :math:`\partial/\partial s = (\mathrm{softmax}(s) - e_t)/B` in place; the loss
+    is :math:`-\log` of the target's probability, from the logits where that
+    probability underflows; nothing more in the backward pass when the incoming
+    gradient is one) instead of torch's seven (log-softmax, a zero-filled
+    ``[B, C]`` gradient, the log-softmax backward). The training objectives use it; it is not twice
     differentiable, so the meta step keeps :func:`entity_cross_entropy`.
 
     Args:

@@ -205,8 +205,8 @@ def meta_gradient(
         student_logits = None
     view = student_weights(student_leaves, masks)
     if student_logits is None:
-        student_logits = tail_logits(model, batch, compact_view(view, masks, units), candidates,
-                                     twice_differentiable=True)
+        student_logits = student.logits(model, batch, compact_view(view, masks, units),
+                                        candidates, twice_differentiable=True)
 
     # 1. virtual student phi' = phi - alpha * grad_phi L_v(phi, theta), graph kept:
     #    L_v is the student's real loss L_S (StudentLoss): grad_phi L_v = J_S^T G + grad_phi aux,
@@ -230,8 +230,8 @@ def meta_gradient(
 
     # 2. quiz loss of the (masked) virtual student on the held-out quiz batch.
     quiz_view = compact_view(student_weights(virtual, masks), masks, units)
-    quiz_logits = tail_logits(model, quiz_batch, quiz_view, quiz_candidates,
-                              twice_differentiable=True)
+    quiz_logits = student.logits(model, quiz_batch, quiz_view, quiz_candidates,
+                                 twice_differentiable=True)
     lq = entity_cross_entropy(quiz_logits, quiz_target)
 
     # 3. meta-gradient through step 1: theta only (official) or theta and phi (full).

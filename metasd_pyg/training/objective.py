@@ -117,10 +117,18 @@ class DistillConfig(Section):
         student_distill: Scale of the student's distillation term.
         student_weight: Weight of the student's whole loss against the
             teacher's (1 = the official code's equal weighting).
+        student_logit_scale: Factor on the student's logits in its loss
+            (cross-entropy and both KL terms; the meta step's quiz too). The
+            student scores with a few units per entity, so at 1 its sharp
+            probabilities need large coordinates, which the teacher shares and
+            its scores then carry; a factor above 1 lets the student be sharp
+            without them. Rankings, hence evaluation and export, do not depend
+            on it (1 = the paper's).
     """
 
-    #: Runs saved before the warm-up existed ran without one.
-    ADDED_LATER: ClassVar[Mapping[str, Any]] = {"teacher_distill_warmup_epochs": 0.0}
+    #: Runs saved before these options existed ran without them.
+    ADDED_LATER: ClassVar[Mapping[str, Any]] = {"teacher_distill_warmup_epochs": 0.0,
+                                                "student_logit_scale": 1.0}
 
     temperature: float = 3.0
     distill_weight_ts: float = 3.0
@@ -129,12 +137,15 @@ class DistillConfig(Section):
     teacher_distill_warmup_epochs: float = 0.0
     student_distill: float = 1.0
     student_weight: float = 3.0
+    student_logit_scale: float = 1.0
 
     def validate(self) -> None:
         check(self.temperature > 0, f"temperature={self.temperature}: must be > 0")
         check(self.teacher_distill_warmup_epochs >= 0,
               f"teacher_distill_warmup_epochs={self.teacher_distill_warmup_epochs}: must be >= 0")
         check(self.student_weight > 0, f"student_weight={self.student_weight}: must be > 0")
+        check(self.student_logit_scale > 0,
+              f"student_logit_scale={self.student_logit_scale}: must be > 0")
 
     @property
     def kl(self) -> KLWeights:
@@ -183,6 +194,8 @@ class StudentLoss:
         regularizer_weight: :math:`\lambda'` (``student_regularizer_weight``,
             else ``regularizer_weight``).
         relation_weight: :math:`w_\rho`.
+        logit_scale: :math:`\gamma` (``student_logit_scale``): :math:`z_S` is
+            :meth:`logits`, :math:`\gamma` times the masked model's scores.
     """
 
     temperature: float = 3.0
@@ -192,6 +205,21 @@ class StudentLoss:
     regularizer: str = "dura"
     regularizer_weight: float = 0.0
     relation_weight: float = 0.0
+    logit_scale: float = 1.0
+
+    def logits(self, model: KGEModel, batch: Tensor, view: Mapping[str, Tensor],
+               candidates: Tensor | None, *, twice_differentiable: bool = False) -> Tensor:
+        r""":math:`z_S = \gamma\, f(\theta\odot M)`: the student's logits in its loss.
+
+        Args:
+            model: The PyG model.
+            batch: ``[B, 3]`` rows.
+            view: The student's (masked, possibly compacted) tables.
+            candidates: Shared candidates (``None``: every entity).
+            twice_differentiable: As in :func:`~metasd_pyg.training.losses.tail_logits`.
+        """
+        z = tail_logits(model, batch, view, candidates, twice_differentiable=twice_differentiable)
+        return z if self.logit_scale == 1.0 else z * self.logit_scale
 
     def aux(self, model: KGEModel, batch: Tensor, view: Mapping[str, Tensor]) -> Tensor:
         r"""Unweighted :math:`\Omega_{\lambda'}(\theta\odot M) + w_\rho L_\rho(\theta\odot M)`.
@@ -391,7 +419,7 @@ class MutualObjective(Objective):
         return StudentLoss(temperature=d.temperature, kl=d.kl, distill_scale=d.student_distill,
                            weight=d.student_weight, regularizer=lo.regularizer,
                            regularizer_weight=lo.student_lambda,
-                           relation_weight=lo.relation_weight)
+                           relation_weight=lo.relation_weight, logit_scale=d.student_logit_scale)
 
     def __call__(self, trainer: Trainer, view: TableView) -> StepOutput:
         assert view.masks is not None, "MutualObjective needs the trainer's masks"
@@ -399,8 +427,8 @@ class MutualObjective(Objective):
         batch, candidates, target = view.batch, view.candidates, view.target
         masked = view.student()
         z_t = tail_logits(trainer.model, batch, view.weights, candidates)
-        z_s = tail_logits(trainer.model, batch, compact_view(masked, view.masks, view.units),
-                          candidates)
+        z_s = student.logits(trainer.model, batch, compact_view(masked, view.masks, view.units),
+                             candidates)
         # CE and distillation of both views, fused (closed-form gradients; see losses.py)
         weights = MutualWeights(
             temperature=d.temperature, kl=d.kl,

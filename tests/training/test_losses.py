@@ -246,6 +246,24 @@ def test_fused_cross_entropy_equals_torch(seed: int, rows: int, cols: int, scale
         assert fused_cross_entropy(z, target).item() == pytest.approx(ref.item(), rel=1e-12)
 
 
+@pytest.mark.parametrize("gap", [0.0, 50.0, 120.0, 900.0])
+def test_fused_cross_entropy_where_the_target_probability_underflows(gap: float) -> None:
+    """float32 logits whose target lies ``gap`` below the others: from 120 on its softmax
+    probability is zero, and the loss comes from the logits (finite, equal to torch's)."""
+    z = torch.zeros(3, 6)
+    z[:, 0] = -gap
+    z[1, 2] = 5.0
+    z.requires_grad_(True)
+    target = torch.tensor([0, 0, 3])
+    ref = F.cross_entropy(z, target)
+    (ref_g,) = torch.autograd.grad(ref, z)
+    got = fused_cross_entropy(z, target)
+    (got_g,) = torch.autograd.grad(got, z)
+    assert torch.isfinite(got)
+    assert got.item() == pytest.approx(ref.item(), rel=1e-6)
+    assert torch.allclose(got_g, ref_g, atol=1e-7)
+
+
 def test_fused_losses_hand_on_unscaled_gradients_only_once(monkeypatch: pytest.MonkeyPatch
                                                            ) -> None:
     """Backward twice through one graph (retain_graph): the saved gradient is never scaled in

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import pytest
 import torch
 
@@ -38,27 +41,34 @@ def _setup(seed: int = 0) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor, 
     return model, batch, quiz, masks
 
 
-def _quiz_loss(model: torch.nn.Module, theta_t: dict, theta_s: dict, batch: torch.Tensor,
-               quiz: torch.Tensor, masks: dict) -> torch.Tensor:
-    """F(theta_T, theta_S): quiz loss of the student after one virtual step (reference)."""
+def _reference_quiz_loss(model: torch.nn.Module, theta_t: dict, theta_s: dict, batch: torch.Tensor,
+               quiz: torch.Tensor, masks: dict, scale: float = 1.0) -> torch.Tensor:
+    """F(theta_T, theta_S): quiz loss of the student after one virtual step (reference; the
+    student's logits are ``scale`` times the masked model's scores)."""
     leaves = {n: v.detach().clone().requires_grad_(True) for n, v in theta_s.items()}
     view = apply_masks(leaves, masks)
     z_t = tail_logits(model, batch, theta_t)
-    z_s = tail_logits(model, batch, view)
+    z_s = scale * tail_logits(model, batch, view)
     # the student's real loss: a_S [CE + lambda_S (3 KL(S||T) + KL(T||S)) + DURA]
     lv = entity_cross_entropy(z_s, batch[:, 2]) + regularizer("dura", model, batch, REG, view)
     lv = A_S * (lv + LAM_S * distillation_loss(z_s, z_t, TAU, KLWeights(3.0, 1.0)))
     grads = torch.autograd.grad(lv, list(leaves.values()))
     virtual = {n: theta_s[n] - ALPHA * g for n, g in zip(leaves, grads)}
-    return entity_cross_entropy(tail_logits(model, quiz, apply_masks(virtual, masks)), quiz[:, 2])
+    quiz_logits = scale * tail_logits(model, quiz, apply_masks(virtual, masks))
+    return entity_cross_entropy(quiz_logits, quiz[:, 2])
 
 
-@pytest.mark.parametrize("path", ["official", "full"])
-def test_meta_gradient_matches_finite_differences(path: str) -> None:
+@pytest.mark.parametrize(("path", "scale"), [("official", 1.0), ("full", 1.0), ("full", 2.0)])
+def test_meta_gradient_matches_finite_differences(path: str, scale: float) -> None:
     model, batch, quiz, masks = _setup()
+    student = dataclasses.replace(STUDENT, logit_scale=scale)
     grads, lq = meta_gradient(model, batch, quiz, masks, path=path, virtual_lr=ALPHA,
-                              student=STUDENT)
+                              student=student)
     theta = {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    def _quiz_loss(*args: Any) -> torch.Tensor:
+        return _reference_quiz_loss(*args, scale=scale)
+
     assert lq.item() == pytest.approx(_quiz_loss(model, theta, theta, batch, quiz, masks).item())
     eps = 1e-6
     checked = 0

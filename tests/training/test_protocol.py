@@ -13,7 +13,12 @@ import pytest
 import torch
 
 from metasd_pyg.training import Built, Callback, MetaSDConfig, MetaStep, compose
-from metasd_pyg.training.losses import KLWeights, distillation_loss, entity_cross_entropy
+from metasd_pyg.training.losses import (
+    KLWeights,
+    distillation_loss,
+    entity_cross_entropy,
+    tail_logits,
+)
 from metasd_pyg.training.losses import regularizer as reg_fn
 from metasd_pyg.training.objective import MutualObjective
 from metasd_pyg.training.views import student_weights
@@ -117,14 +122,17 @@ def test_the_quiz_comes_from_the_held_out_train_slice(monkeypatch: pytest.Monkey
     assert not quiz_rows & rows(run.stream)
 
 
-@pytest.mark.parametrize("student_distill", [0.0, 0.7])
-def test_the_students_real_loss_is_the_shared_student_loss(student_distill: float) -> None:
+@pytest.mark.parametrize(("student_distill", "scale"), [(0.0, 1.0), (0.7, 1.0), (0.7, 2.5)])
+def test_the_students_real_loss_is_the_shared_student_loss(student_distill: float,
+                                                           scale: float) -> None:
     """The mutual step's loss is the teacher's loss plus ``StudentLoss.value`` (the function
     the meta step's virtual step differentiates), and its gradient w.r.t. the student's
-    logits is that of ``StudentLoss.value`` alone."""
+    logits is that of ``StudentLoss.value`` alone; the student's logits are
+    ``student_logit_scale`` times the masked model's scores."""
     torch.manual_seed(0)
     cfg = _cfg(student_distill=student_distill, student_weight=2.5, teacher_distill=0.6,
-               student_regularizer_weight=0.03, regularizer_weight=0.02)
+               student_regularizer_weight=0.03, regularizer_weight=0.02,
+               student_logit_scale=scale)
     run = compose(toy_graph(n=120), cfg, Built(evaluator=tiny_evaluate))
     run.start()
     with torch.no_grad():  # away from the near-zero init, so teacher and student disagree
@@ -138,6 +146,8 @@ def test_the_students_real_loss_is_the_shared_student_loss(student_distill: floa
     model, masks = run.model, run.masks
     view = student_weights(dict(model.named_parameters()), masks)
     z_t, z_s = out.teacher_logits, out.student_logits
+    assert z_s is not None
+    torch.testing.assert_close(z_s, scale * tail_logits(model, batch, view))
     # independent reference: the teacher's terms, then the student's with its own weights
     teacher = (entity_cross_entropy(z_t, target) + 0.6 * distillation_loss(
         z_t, z_s.detach(), 3.0, KLWeights(3.0, 1.0)) + reg_fn("dura", model, batch, 0.02))
