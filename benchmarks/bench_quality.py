@@ -19,6 +19,7 @@ row per run) and ``<out>_buckets.csv`` (bucket MRR per run). Runs already in
 from __future__ import annotations
 
 import argparse
+import ast
 import csv
 import json
 import os
@@ -176,6 +177,11 @@ METHODS: dict[str, dict[str, Any]] = {
     "dense-same-nnz-5x": dict(mode="dense_same_nnz", epochs_factor=5),
     "oneshot-global": dict(mode="oneshot", strategy="global"),
 }
+#: The methods recorded before ``student_logit_scale`` existed ran with unscaled student
+#: logits; they keep that meaning (the ``-g3`` methods and the default scale 3 since).
+for _opts in METHODS.values():
+    if _opts.get("mode") == "metasd":
+        _opts.setdefault("student_logit_scale", 1.0)
 
 METRICS = ("mrr", "hits@1", "hits@3", "hits@10")
 
@@ -300,13 +306,13 @@ def write_report(out: Path, command: str) -> str:
         lines += ["| method | seeds | MRR | Hits@1 | Hits@3 | Hits@10 | teacher MRR, same run |"
                   " mask churn / epoch | wall (s) | best epoch |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
-        for method in METHODS:
+        for method in _labels(runs):
             rs = [r for r in runs if r["dataset"] == ds and r["method"] == method]
             if not rs:
                 continue
             cells = [_fmt([float(r[f"test_{k}"]) for r in rs]) for k in METRICS]
             cells.append(_fmt([float(r["teacher_test_mrr"]) for r in rs])
-                         if METHODS[method].get("mode") in ("metasd", "oneshot") else "")
+                         if _mode(method) in ("metasd", "oneshot") else "")
             churns = [float(r["mask_churn"]) for r in rs if r.get("mask_churn")]
             cells.append(f"{sum(churns) / len(churns):.4f}" if churns else "")
             wall = f"{sum(float(r.get('train_s') or r['wall_s']) for r in rs) / len(rs):.0f}"
@@ -322,8 +328,8 @@ def write_report(out: Path, command: str) -> str:
         if teach:
             t = sum(teach) / len(teach)
             lines += ["", "Student / teacher MRR ratio (target >= 0.9): " + ", ".join(
-                f"{m}: {sum(v) / len(v) / t:.3f}" for m in METHODS
-                if METHODS[m].get("mode") != "teacher"
+                f"{m}: {sum(v) / len(v) / t:.3f}" for m in _labels(runs)
+                if _mode(m) != "teacher"
                 for v in [[float(r['test_mrr']) for r in runs
                            if r['dataset'] == ds and r['method'] == m]] if v)]
         lines += _paired(runs, buckets, ds)
@@ -339,7 +345,7 @@ def write_report(out: Path, command: str) -> str:
                       "|---|" + "---|" * len(names)]
             counts = {n: next(b["num_queries"] for b in bs if b["bucket"] == n) for n in names}
             lines.append("| queries | " + " | ".join(str(counts[n]) for n in names) + " |")
-            for method in METHODS:
+            for method in _labels(runs):
                 cells = []
                 for n in names:
                     v = [float(b["mrr"]) for b in bs if b["method"] == method
@@ -356,7 +362,45 @@ def write_report(out: Path, command: str) -> str:
 
 #: (method, baseline) pairs compared seed by seed when both ran.
 PAIRS = [("metasd-degree-index", "nometa-degree-index"),
-         ("metasd-degree-index", "dense-same-nnz"), ("nometa-degree-index", "dense-same-nnz")]
+         ("metasd-degree-index", "dense-same-nnz"), ("nometa-degree-index", "dense-same-nnz"),
+         ("nometa-degree-index-g3", "nometa-degree-index"),
+         ("nometa-degree-index-g3", "dense-same-nnz"),
+         ("nometa-sampled", "dense-same-nnz-sampled"),
+         ("nometa-sampled-g3", "nometa-sampled"),
+         ("nometa-sampled-g3", "dense-same-nnz-sampled")]
+
+
+def method_spec(label: str) -> tuple[str, dict[str, Any]]:
+    """``"base+key=value+..."`` -> ``(base, overrides)``: a method of :data:`METHODS` with
+    settings of its own (a sweep without a new entry), e.g.
+    ``nometa-sampled+student_logit_scale=5``. Values are read as Python literals
+    (numbers, ``True``/``False``/``None``), else kept as strings."""
+    base, *pairs = label.split("+")
+    if base not in METHODS:
+        raise SystemExit(f"bench_quality: unknown method {base!r} in {label!r}; "
+                         f"known: {', '.join(METHODS)}")
+    extra: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"bench_quality: {pair!r} in {label!r} is not key=value")
+        try:
+            extra[key] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            extra[key] = raw
+    return base, extra
+
+
+def _mode(label: str) -> Any:
+    base, extra = method_spec(label)
+    return extra.get("mode", METHODS[base].get("mode"))
+
+
+def _labels(runs: list[dict[str, str]]) -> list[str]:
+    """The methods of ``runs`` in the order of :data:`METHODS` (variants after their base)."""
+    order = {m: i for i, m in enumerate(METHODS)}
+    labels = {r["method"] for r in runs}
+    return sorted(labels, key=lambda m: (order[method_spec(m)[0]], m))
 
 
 def _paired(runs: list[dict[str, str]], buckets: list[dict[str, str]], ds: str) -> list[str]:
@@ -414,7 +458,9 @@ def merge_runs(out: Path, other: Path) -> int:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--datasets", nargs="+", default=["kinship", "umls"])
-    p.add_argument("--methods", nargs="+", default=list(METHODS))
+    p.add_argument("--methods", nargs="+", default=list(METHODS),
+                   help="names of METHODS, each optionally with settings of its own: "
+                        "NAME+key=value[+key=value...] (e.g. nometa-sampled+student_logit_scale=5)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--root", default=os.environ.get("METASD_DATA_ROOT", "../shared/datasets"))
     p.add_argument("--epochs", type=int, default=None, help="override the protocol's epochs")
@@ -450,8 +496,9 @@ def main() -> None:
                 if (ds, method, str(seed)) in done:
                     continue
                 datasets, methods = PROTOCOLS[args.protocol]
-                opts = {**PROTOCOL, **datasets.get(ds, {}), **METHODS[method],
-                        **(methods.get(method, {}) if ds in datasets else {}),
+                base, extra = method_spec(method)
+                opts = {**PROTOCOL, **datasets.get(ds, {}), **METHODS[base],
+                        **(methods.get(base, {}) if ds in datasets else {}), **extra,
                         "seed": seed, "threads": args.threads}
                 if args.epochs is not None:
                     opts["epochs"] = args.epochs

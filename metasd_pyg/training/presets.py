@@ -34,14 +34,16 @@ class Preset:
 
 #: The official MetaSD code's method (Li et al., Findings of EMNLP 2022,
 #: https://aclanthology.org/2022.findings-emnlp.149/): global magnitude masks,
-#: the meta step at every step on the whole batch, both views weighted equally
-#: and both regularised (DURA 0.1), at this library's model size and epochs.
+#: the meta step at every step on the whole batch, both views weighted equally,
+#: the student's logits unscaled, and both views regularised (DURA 0.1), at this
+#: library's model size and epochs.
 PAPER_PRESET = Preset(
     "paper",
     "the official MetaSD code's method: global magnitude masks, meta step every step on "
-    "the whole batch, equal student weight, DURA 0.1 on both views",
+    "the whole batch, equal student weight, unscaled student logits, DURA 0.1 on both views",
     {"strategy": "global", "meta": True, "meta_every": 1, "meta_batch_size": 1000,
-     "meta_path": "official", "student_weight": 1.0, "student_regularizer_weight": None,
+     "meta_path": "official", "student_weight": 1.0, "student_logit_scale": 1.0,
+     "student_regularizer_weight": None,
      "regularizer_weight": 0.1, "teacher_distill": 1.0, "student_distill": 1.0,
      "optimizer": "adagrad", "lr": 0.1, "batch_size": 1000},
 )

@@ -162,9 +162,14 @@ def test_saved_configs_predating_an_option_keep_the_value_they_ran_with(tmp_path
     saved = RunConfig.from_dict(saved_config_values(old))
     assert saved.train.pruning.k_max_factor is None
     assert saved.train.distill.teacher_distill_warmup_epochs == 0
-    with pytest.raises(ConfigError, match="cannot change k_max_factor"):
+    assert saved.train.distill.student_logit_scale == 1.0
+    with pytest.raises(ConfigError, match="cannot change (k_max_factor|student_logit_scale)"):
         check_resume(saved, RunConfig.resolve({"dataset": "umls"}), tmp_path)
-    check_resume(saved, RunConfig.resolve({"dataset": "umls", "k_max_factor": None}), tmp_path)
+    with pytest.raises(ConfigError, match="cannot change student_logit_scale"):
+        check_resume(saved, RunConfig.resolve({"dataset": "umls", "k_max_factor": None}),
+                     tmp_path)
+    check_resume(saved, RunConfig.resolve({"dataset": "umls", "k_max_factor": None,
+                                           "student_logit_scale": 1.0}), tmp_path)
 
 
 def test_the_memory_plan_counts_the_final_phase() -> None:

@@ -101,7 +101,9 @@ def test_two_ranks_equal_one_process(two_ranks: Path, case: str) -> None:
     assert set(r0) - {"traffic"} == set(one)
     for name, ref in one.items():
         assert torch.equal(r0[name], r1[name]), f"{name}: the ranks differ"
-        torch.testing.assert_close(r0[name], ref, rtol=1e-4, atol=1e-6, msg=name)
+        # float32 sums in another order (the all-reduce) differ by up to ~1e-5 after a few
+        # steps on parameters of size ~0.3; a rank that missed a reduction is off by ~1e-2
+        torch.testing.assert_close(r0[name], ref, rtol=1e-4, atol=2e-5, msg=name)
     fresh = compose(toy_graph(num_entities=40, num_relations=3, n=200),
                     _cfg(**CASES[case]), Built(evaluator=tiny_evaluate))
     assert any(not torch.equal(one[f"param/{n}"], p.detach())
