@@ -410,22 +410,43 @@ def distillation_loss(
 CPU_BLOCK_ELEMENTS = 1 << 17
 
 
+#: Largest integer temperature whose temperature-1 softmax is taken as a power
+#: of the temperature-``tau`` one (``tau - 1`` multiplications instead of an
+#: exponential; above this the products cost about as much as ``exp``).
+MAX_POWER_TEMPERATURE = 4
+
+
 def _softmaxes(
     z: Tensor, rows: Tensor, target: Tensor, tau: float, p1: Tensor, scale: float
 ) -> tuple[Tensor, Tensor, Tensor]:
     """``scale`` x softmax at temperature 1 (into ``p1``), log-softmax and softmax at ``tau``, CE.
 
-    One exponential per temperature, both from the max-shifted logits; the
-    log-probabilities at temperature 1 are only needed at the targets
-    ``z[rows, target]``. The softmax at temperature 1 is the start of the
+    Both softmaxes come from the max-shifted logits ``x``. At an integer
+    temperature (up to :data:`MAX_POWER_TEMPERATURE`; the default is 3) only
+    ``exp(x / tau)`` is an exponential and ``exp(x) = exp(x / tau) ** tau`` is
+    ``tau - 1`` multiplications; otherwise each temperature has its exponential.
+    The log-probabilities at temperature 1 are only needed at the targets
+    ``x[rows, target]``. The softmax at temperature 1 is the start of the
     cross-entropy gradient, so it is written already scaled by the loss's
     factor (no later pass to scale the gradient).
     """
     x = z - z.amax(dim=-1, keepdim=True)
-    s1 = torch.exp(x, out=p1).sum(dim=-1, keepdim=True)
-    ce = (s1.log().view(-1) - x[rows, target]).sum()
+    x_target = x[rows, target]
+    power = int(tau)
+    if power == tau and 1 <= power <= MAX_POWER_TEMPERATURE:
+        p_tau = x.mul_(1.0 / tau).exp()
+        if power == 1:
+            p1.copy_(p_tau)
+        else:
+            torch.mul(p_tau, p_tau, out=p1)
+            for _ in range(power - 2):
+                p1.mul_(p_tau)
+    else:
+        torch.exp(x, out=p1)
+        p_tau = x.mul_(1.0 / tau).exp()
+    s1 = p1.sum(dim=-1, keepdim=True)
+    ce = (s1.log().view(-1) - x_target).sum()
     p1.mul_(s1.reciprocal_().mul_(scale))
-    p_tau = x.mul_(1.0 / tau).exp()
     s_tau = p_tau.sum(dim=-1, keepdim=True)
     p_tau.mul_(s_tau.reciprocal())
     return x.sub_(s_tau.log_()), p_tau, ce

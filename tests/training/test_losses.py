@@ -207,8 +207,9 @@ def test_twice_differentiable_distance_scores_equal_cdist(name: str) -> None:
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.integers(0, 10_000), st.floats(0.5, 4.0), st.sampled_from([0.0, 0.6, 2.0]),
-       st.sampled_from([0.0, 1.0, 1.3]), st.floats(0.5, 3.0),
+@given(st.integers(0, 10_000),
+       st.one_of(st.floats(0.5, 4.0), st.sampled_from([1.0, 2.0, 3.0, 4.0, 5.0])),
+       st.sampled_from([0.0, 0.6, 2.0]), st.sampled_from([0.0, 1.0, 1.3]), st.floats(0.5, 3.0),
        st.sampled_from([(3.0, 1.0), (1.0, 0.0), (0.0, 1.0)]))
 def test_fused_mutual_loss_equals_autograd_composition(
     seed: int, tau: float, lam_t: float, lam_s: float, a_s: float, kl: tuple[float, float]
@@ -227,6 +228,30 @@ def test_fused_mutual_loss_equals_autograd_composition(
     assert got.item() == pytest.approx(ref.item(), rel=1e-10)
     for a, b in zip(got_g, ref_g):
         assert torch.allclose(a, 1.7 * b, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("tau", [1.0, 2.0, 3.0, 4.0, 2.5])
+@pytest.mark.parametrize("spread", [1.0, 30.0, 300.0])
+def test_fused_mutual_loss_in_float32_at_wide_logit_spreads(tau: float, spread: float) -> None:
+    """Integer temperatures take the temperature-1 softmax as a power of the other; with
+    logits hundreds apart (powers that underflow) the float32 loss and gradients stay those
+    of the float64 autograd composition."""
+    g = torch.Generator().manual_seed(int(tau * 10 + spread))
+    zt = (torch.randn(16, 300, generator=g, dtype=torch.float64) * spread).requires_grad_(True)
+    zs = (torch.randn(16, 300, generator=g, dtype=torch.float64) * spread).requires_grad_(True)
+    target = torch.randint(300, (16,), generator=g)
+    kl = KLWeights(3.0, 1.0)
+    ref = (entity_cross_entropy(zt, target) + distillation_loss(zt, zs.detach(), tau, kl)
+           + 3.0 * (entity_cross_entropy(zs, target)
+                    + distillation_loss(zs, zt.detach(), tau, kl)))
+    ref_t, ref_s = torch.autograd.grad(ref, [zt, zs])
+    a = zt.detach().float().requires_grad_(True)
+    b = zs.detach().float().requires_grad_(True)
+    got = mutual_logit_loss(a, b, target, MutualWeights(tau, kl, 1.0, 1.0, 1.0, 3.0))
+    got_t, got_s = torch.autograd.grad(got, [a, b])
+    assert torch.isfinite(got) and got.item() == pytest.approx(ref.item(), rel=1e-4)
+    assert torch.allclose(got_t.double(), ref_t, rtol=1e-3, atol=1e-7)
+    assert torch.allclose(got_s.double(), ref_s, rtol=1e-3, atol=1e-7)
 
 
 @settings(max_examples=15, deadline=None)
