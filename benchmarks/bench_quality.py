@@ -370,6 +370,18 @@ PAIRS = [("metasd-degree-index", "nometa-degree-index"),
          ("nometa-sampled-g3", "dense-same-nnz-sampled")]
 
 
+def _pairs(labels: set[str]) -> list[tuple[str, str]]:
+    """:data:`PAIRS`, then every variant ``NAME+key=value`` against ``NAME`` and against the
+    dense model of the student's size of its protocol."""
+    pairs = list(PAIRS)
+    for label in sorted(labels):
+        base = method_spec(label)[0]
+        if label != base:
+            dense = "dense-same-nnz-sampled" if "sampled" in base else "dense-same-nnz"
+            pairs += [(label, base), (label, dense)]
+    return pairs
+
+
 def method_spec(label: str) -> tuple[str, dict[str, Any]]:
     """``"base+key=value+..."`` -> ``(base, overrides)``: a method of :data:`METHODS` with
     settings of its own (a sweep without a new entry), e.g.
@@ -419,7 +431,7 @@ def _paired(runs: list[dict[str, str]], buckets: list[dict[str, str]], ds: str) 
         return out
 
     rows = []
-    for a, b in PAIRS:
+    for a, b in _pairs({r["method"] for r in runs if r["dataset"] == ds}):
         ra, rb = by_seed(a), by_seed(b)
         seeds = sorted(set(ra) & set(rb), key=int)
         if not seeds:
