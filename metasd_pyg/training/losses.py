@@ -357,6 +357,9 @@ class MutualWeights:
         student_scale: :math:`\lambda_S`, scale of the student's distillation term.
         teacher_weight: :math:`a_T`, weight of the teacher's whole loss.
         student_weight: :math:`a_S`, weight of the student's whole loss.
+        student_logit_scale: :math:`\gamma > 0`: the student's terms are those of
+            the logits :math:`\gamma z_S` (``StudentLoss.logits``), applied inside
+            the fused loss (no pass over the ``[B, C]`` table of its own).
     """
 
     temperature: float = 3.0
@@ -365,6 +368,7 @@ class MutualWeights:
     student_scale: float = 1.0
     teacher_weight: float = 1.0
     student_weight: float = 1.0
+    student_logit_scale: float = 1.0
 
 
 def distillation_loss(
@@ -417,10 +421,13 @@ MAX_POWER_TEMPERATURE = 4
 
 
 def _softmaxes(
-    z: Tensor, rows: Tensor, target: Tensor, tau: float, p1: Tensor, scale: float
+    z: Tensor, rows: Tensor, target: Tensor, tau: float, p1: Tensor, scale: float,
+    gamma: float = 1.0,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """``scale`` x softmax at temperature 1 (into ``p1``), log-softmax and softmax at ``tau``, CE.
 
+    All of the logits ``gamma * z`` (``gamma > 0``): the factor joins the
+    temperature's (``gamma / tau``), so scaled logits cost no pass of their own.
     Both softmaxes come from the max-shifted logits ``x``. At an integer
     temperature (up to :data:`MAX_POWER_TEMPERATURE`; the default is 3) only
     ``exp(x / tau)`` is an exponential and ``exp(x) = exp(x / tau) ** tau`` is
@@ -432,9 +439,11 @@ def _softmaxes(
     """
     x = z - z.amax(dim=-1, keepdim=True)
     x_target = x[rows, target]
+    if gamma != 1.0:
+        x_target.mul_(gamma)
     power = int(tau)
     if power == tau and 1 <= power <= MAX_POWER_TEMPERATURE:
-        p_tau = x.mul_(1.0 / tau).exp()
+        p_tau = x.mul_(gamma / tau).exp()
         if power == 1:
             p1.copy_(p_tau)
         else:
@@ -442,6 +451,8 @@ def _softmaxes(
             for _ in range(power - 2):
                 p1.mul_(p_tau)
     else:
+        if gamma != 1.0:
+            x.mul_(gamma)
         torch.exp(x, out=p1)
         p_tau = x.mul_(1.0 / tau).exp()
     s1 = p1.sum(dim=-1, keepdim=True)
@@ -464,11 +475,13 @@ def _mutual_block(
     into the gradients already scaled (``addcmul_``, ``add_`` with ``alpha``), so each
     ``[rows, C]`` table is read or written about twenty times for both models together.
     """
-    tau, w_f, w_r, lam_t, lam_s, a_t, a_s = consts
-    sc_t, sc_s = a_t / n, a_s / n  # d(mean over n rows)/d(row loss), times the model's weight
+    tau, w_f, w_r, lam_t, lam_s, a_t, a_s, gamma = consts
+    # d(mean over n rows)/d(row loss), times the model's weight; the student's loss is a
+    # function of gamma * z_s, so its gradient w.r.t. z_s carries gamma once more
+    sc_t, sc_s = a_t / n, a_s * gamma / n
     rows = torch.arange(z_t.size(0), device=z_t.device)
     log_t, p_t, ce_t = _softmaxes(z_t, rows, target, tau, g_t, sc_t)
-    log_s, p_s, ce_s = _softmaxes(z_s, rows, target, tau, g_s, sc_s)
+    log_s, p_s, ce_s = _softmaxes(z_s, rows, target, tau, g_s, sc_s, gamma)
     # CE gradient: softmax - one-hot (scaled)
     g_t[rows, target] -= sc_t
     g_s[rows, target] -= sc_s
@@ -506,14 +519,14 @@ class _MutualLogitLoss(torch.autograd.Function):
     @staticmethod
     def forward(
         ctx: Any, z_t: Tensor, z_s: Tensor, target: Tensor, tau: float, w_f: float, w_r: float,
-        lam_t: float, lam_s: float, a_t: float, a_s: float,
+        lam_t: float, lam_s: float, a_t: float, a_s: float, gamma: float,
     ) -> Tensor:
         n, c = z_t.shape
         z_t, z_s = z_t.detach(), z_s.detach()
         g_t = torch.empty_like(z_t)
         g_s = torch.empty_like(z_s)
         step = n if z_t.device.type != "cpu" else max(1, CPU_BLOCK_ELEMENTS // max(c, 1))
-        consts = (tau, w_f, w_r, lam_t, lam_s, a_t, a_s)
+        consts = (tau, w_f, w_r, lam_t, lam_s, a_t, a_s, gamma)
         total = z_t.new_zeros(())
         for i in range(0, n, step):
             j = min(n, i + step)
@@ -526,7 +539,7 @@ class _MutualLogitLoss(torch.autograd.Function):
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         g_t, g_s = ctx.saved_tensors
         return (_scaled(g_t, grad), _scaled(g_s, grad), None, None, None, None, None, None, None,
-                None)
+                None, None)
 
 
 def mutual_logit_loss(
@@ -540,11 +553,11 @@ def mutual_logit_loss(
     Value and gradients equal those of
 
     .. math::
-        a_T[\mathrm{CE}(z_T) + \lambda_T D(z_T, \mathrm{sg}(z_S))]
-        + a_S[\mathrm{CE}(z_S) + \lambda_S D(z_S, \mathrm{sg}(z_T))]
+        a_T[\mathrm{CE}(z_T) + \lambda_T D(z_T, \mathrm{sg}(\gamma z_S))]
+        + a_S[\mathrm{CE}(\gamma z_S) + \lambda_S D(\gamma z_S, \mathrm{sg}(z_T))]
 
-    with :math:`D` = :func:`distillation_loss` (tested against that
-    composition), but the gradients are written in closed form: for
+    with :math:`D` = :func:`distillation_loss` and :math:`\gamma` the student's
+    logit scale (tested against that composition), but the gradients are written in closed form: for
     :math:`p = \mathrm{softmax}(a/\tau)`,
     :math:`\partial_a \mathrm{KL}(p\|q) = \tau^{-1} p \odot (\log p - \log q - \mathrm{KL}(p\|q))`
     and :math:`\partial_a \mathrm{KL}(q\|p) = \tau^{-1}(p - q)`,
@@ -559,11 +572,17 @@ def mutual_logit_loss(
         z_s: ``[B, C]`` student logits.
         target: ``[B]`` answer columns.
         weights: :math:`\tau`, the KL weights of :math:`D`, :math:`\lambda_T,
-            \lambda_S, a_T, a_S`.
+            \lambda_S, a_T, a_S, \gamma`.
+
+    Raises:
+        ValueError: :math:`\gamma \le 0`.
     """
     w = weights
+    if not w.student_logit_scale > 0:
+        raise ValueError(f"student_logit_scale={w.student_logit_scale}: must be > 0")
     out: Tensor = _MutualLogitLoss.apply(z_t, z_s, target, w.temperature, w.kl.forward,
                                          w.kl.reverse, w.teacher_scale, w.student_scale,
-                                         w.teacher_weight, w.student_weight)
+                                         w.teacher_weight, w.student_weight,
+                                         w.student_logit_scale)
     return out
 

@@ -214,6 +214,11 @@ class StudentLoss:
                candidates: Tensor | None, *, twice_differentiable: bool = False) -> Tensor:
         r""":math:`z_S = \gamma\, f(\theta\odot M)`: the student's logits in its loss.
 
+        The real step hands :math:`f(\theta\odot M)` and :math:`\gamma` to the fused
+        loss (:attr:`~metasd_pyg.training.losses.MutualWeights.student_logit_scale`),
+        which applies the factor without a pass of its own; the virtual step uses
+        these logits.
+
         Args:
             model: The PyG model.
             batch: ``[B, 3]`` rows.
@@ -223,6 +228,19 @@ class StudentLoss:
         """
         z = tail_logits(model, batch, view, candidates, twice_differentiable=twice_differentiable)
         return z if self.logit_scale == 1.0 else z * self.logit_scale
+
+    def mutual_weights(self, teacher_scale: float) -> MutualWeights:
+        r"""The fused mutual loss's weights: this loss's :math:`\tau, w_f, w_r` (the
+        teacher's distillation uses the same), :math:`\lambda_S, a_S, \gamma`, and the
+        teacher's weight 1 and distillation scale :math:`\lambda_T`.
+
+        Args:
+            teacher_scale: :math:`\lambda_T` at this step.
+        """
+        return MutualWeights(temperature=self.temperature, kl=self.kl,
+                             teacher_scale=teacher_scale, student_scale=self.distill_scale,
+                             teacher_weight=1.0, student_weight=self.weight,
+                             student_logit_scale=self.logit_scale)
 
     def aux(self, model: KGEModel, batch: Tensor, view: Mapping[str, Tensor]) -> Tensor:
         r"""Unweighted :math:`\Omega_{\lambda'}(\theta\odot M) + w_\rho L_\rho(\theta\odot M)`.
@@ -426,18 +444,16 @@ class MutualObjective(Objective):
 
     def __call__(self, trainer: Trainer, view: TableView) -> StepOutput:
         assert view.masks is not None, "MutualObjective needs the trainer's masks"
-        d, student = self.distill, self.student_loss()
+        student = self.student_loss()
         batch, candidates, target = view.batch, view.candidates, view.target
         masked = view.student()
         z_t = tail_logits(trainer.model, batch, view.weights, candidates)
-        z_s = student.logits(trainer.model, batch, compact_view(masked, view.masks, view.units),
-                             candidates)
+        # the masked model's scores; the fused loss takes them times gamma (StudentLoss.logits)
+        z_s = tail_logits(trainer.model, batch, compact_view(masked, view.masks, view.units),
+                          candidates)
         # CE and distillation of both views, fused (closed-form gradients; see losses.py)
-        weights = MutualWeights(
-            temperature=d.temperature, kl=d.kl,
-            teacher_scale=self.teacher_scale(trainer.global_step, trainer.steps_per_epoch),
-            student_scale=student.distill_scale, teacher_weight=1.0,
-            student_weight=student.weight)
+        weights = student.mutual_weights(
+            self.teacher_scale(trainer.global_step, trainer.steps_per_epoch))
         logit_loss = mutual_logit_loss(z_t, z_s, target, weights)
         l_t = self.aux(trainer, batch, view.weights, self.loss.regularizer_weight)
         l_s = student.aux(trainer.model, batch, masked)

@@ -210,20 +210,24 @@ def test_twice_differentiable_distance_scores_equal_cdist(name: str) -> None:
 @given(st.integers(0, 10_000),
        st.one_of(st.floats(0.5, 4.0), st.sampled_from([1.0, 2.0, 3.0, 4.0, 5.0])),
        st.sampled_from([0.0, 0.6, 2.0]), st.sampled_from([0.0, 1.0, 1.3]), st.floats(0.5, 3.0),
-       st.sampled_from([(3.0, 1.0), (1.0, 0.0), (0.0, 1.0)]))
+       st.sampled_from([(3.0, 1.0), (1.0, 0.0), (0.0, 1.0)]),
+       st.one_of(st.just(1.0), st.floats(0.2, 6.0)))
 def test_fused_mutual_loss_equals_autograd_composition(
-    seed: int, tau: float, lam_t: float, lam_s: float, a_s: float, kl: tuple[float, float]
+    seed: int, tau: float, lam_t: float, lam_s: float, a_s: float, kl: tuple[float, float],
+    gamma: float,
 ) -> None:
     g = torch.Generator().manual_seed(seed)
     zt = (torch.randn(4, 9, generator=g, dtype=torch.float64) * 4).requires_grad_(True)
     zs = (torch.randn(4, 9, generator=g, dtype=torch.float64) * 4).requires_grad_(True)
     target = torch.randint(9, (4,), generator=g)
     w = KLWeights(*kl)
-    ref = (entity_cross_entropy(zt, target) + lam_t * distillation_loss(zt, zs.detach(), tau, w)
-           + a_s * (entity_cross_entropy(zs, target)
-                    + lam_s * distillation_loss(zs, zt.detach(), tau, w)))
+    ls = gamma * zs  # the student's logits in its loss
+    ref = (entity_cross_entropy(zt, target) + lam_t * distillation_loss(zt, ls.detach(), tau, w)
+           + a_s * (entity_cross_entropy(ls, target)
+                    + lam_s * distillation_loss(ls, zt.detach(), tau, w)))
     ref_g = torch.autograd.grad(ref, [zt, zs])
-    got = mutual_logit_loss(zt, zs, target, MutualWeights(tau, w, lam_t, lam_s, 1.0, a_s))
+    got = mutual_logit_loss(zt, zs, target,
+                            MutualWeights(tau, w, lam_t, lam_s, 1.0, a_s, gamma))
     got_g = torch.autograd.grad(got * 1.7, [zt, zs])
     assert got.item() == pytest.approx(ref.item(), rel=1e-10)
     for a, b in zip(got_g, ref_g):
@@ -241,13 +245,14 @@ def test_fused_mutual_loss_in_float32_at_wide_logit_spreads(tau: float, spread: 
     zs = (torch.randn(16, 300, generator=g, dtype=torch.float64) * spread).requires_grad_(True)
     target = torch.randint(300, (16,), generator=g)
     kl = KLWeights(3.0, 1.0)
-    ref = (entity_cross_entropy(zt, target) + distillation_loss(zt, zs.detach(), tau, kl)
-           + 3.0 * (entity_cross_entropy(zs, target)
-                    + distillation_loss(zs, zt.detach(), tau, kl)))
+    ls = 3.0 * zs  # the default student logit scale
+    ref = (entity_cross_entropy(zt, target) + distillation_loss(zt, ls.detach(), tau, kl)
+           + 3.0 * (entity_cross_entropy(ls, target)
+                    + distillation_loss(ls, zt.detach(), tau, kl)))
     ref_t, ref_s = torch.autograd.grad(ref, [zt, zs])
     a = zt.detach().float().requires_grad_(True)
     b = zs.detach().float().requires_grad_(True)
-    got = mutual_logit_loss(a, b, target, MutualWeights(tau, kl, 1.0, 1.0, 1.0, 3.0))
+    got = mutual_logit_loss(a, b, target, MutualWeights(tau, kl, 1.0, 1.0, 1.0, 3.0, 3.0))
     got_t, got_s = torch.autograd.grad(got, [a, b])
     assert torch.isfinite(got) and got.item() == pytest.approx(ref.item(), rel=1e-4)
     assert torch.allclose(got_t.double(), ref_t, rtol=1e-3, atol=1e-7)

@@ -126,9 +126,10 @@ def test_the_quiz_comes_from_the_held_out_train_slice(monkeypatch: pytest.Monkey
 def test_the_students_real_loss_is_the_shared_student_loss(student_distill: float,
                                                            scale: float) -> None:
     """The mutual step's loss is the teacher's loss plus ``StudentLoss.value`` (the function
-    the meta step's virtual step differentiates), and its gradient w.r.t. the student's
-    logits is that of ``StudentLoss.value`` alone; the student's logits are
-    ``student_logit_scale`` times the masked model's scores."""
+    the meta step's virtual step differentiates) at the logits ``StudentLoss.logits``,
+    ``student_logit_scale`` times the masked model's scores (the step's student output,
+    which the fused loss scales itself); its gradient w.r.t. those scores is that of
+    ``StudentLoss.value`` alone."""
     torch.manual_seed(0)
     cfg = _cfg(student_distill=student_distill, student_weight=2.5, teacher_distill=0.6,
                student_regularizer_weight=0.03, regularizer_weight=0.02,
@@ -145,9 +146,11 @@ def test_the_students_real_loss_is_the_shared_student_loss(student_distill: floa
     out = obj(run, run.engine.view(run, [batch], [None], [target])[0])
     model, masks = run.model, run.masks
     view = student_weights(dict(model.named_parameters()), masks)
-    z_t, z_s = out.teacher_logits, out.student_logits
-    assert z_s is not None
-    torch.testing.assert_close(z_s, scale * tail_logits(model, batch, view))
+    z_t, f_s = out.teacher_logits, out.student_logits
+    assert f_s is not None
+    torch.testing.assert_close(f_s, tail_logits(model, batch, view))
+    z_s = scale * f_s  # the student's logits in its loss
+    torch.testing.assert_close(z_s, obj.student_loss().logits(model, batch, view, None))
     # independent reference: the teacher's terms, then the student's with its own weights
     teacher = (entity_cross_entropy(z_t, target) + 0.6 * distillation_loss(
         z_t, z_s.detach(), 3.0, KLWeights(3.0, 1.0)) + reg_fn("dura", model, batch, 0.02))
@@ -156,9 +159,9 @@ def test_the_students_real_loss_is_the_shared_student_loss(student_distill: floa
     shared = obj.student_loss().value(model, batch, view, z_s, z_t.detach(), target)
     assert shared.item() == pytest.approx(student.item(), rel=1e-6)
     assert out.loss.item() == pytest.approx((teacher + student).item(), rel=1e-5)
-    (g_real,) = torch.autograd.grad(out.loss, z_s, retain_graph=True)
-    (g_ref,) = torch.autograd.grad(student, z_s, retain_graph=True)
-    g_virtual = obj.student_loss().logit_grad(z_t, z_s, target)
+    (g_real,) = torch.autograd.grad(out.loss, f_s, retain_graph=True)
+    (g_ref,) = torch.autograd.grad(student, f_s, retain_graph=True)
+    g_virtual = scale * obj.student_loss().logit_grad(z_t, z_s, target)  # d/d f = gamma d/d z
     torch.testing.assert_close(g_real, g_ref, rtol=1e-4, atol=1e-7)
     torch.testing.assert_close(g_virtual, g_ref, rtol=1e-4, atol=1e-7)
 
