@@ -365,6 +365,7 @@ PAIRS = [("metasd-degree-index", "nometa-degree-index"),
          ("metasd-degree-index", "dense-same-nnz"), ("nometa-degree-index", "dense-same-nnz"),
          ("nometa-degree-index-g3", "nometa-degree-index"),
          ("nometa-degree-index-g3", "dense-same-nnz"),
+         ("nometa-degree-index-g3", "dense-same-nnz-5x"),
          ("nometa-sampled", "dense-same-nnz-sampled"),
          ("nometa-sampled-g3", "nometa-sampled"),
          ("nometa-sampled-g3", "dense-same-nnz-sampled")]
@@ -372,13 +373,16 @@ PAIRS = [("metasd-degree-index", "nometa-degree-index"),
 
 def _pairs(labels: set[str]) -> list[tuple[str, str]]:
     """:data:`PAIRS`, then every variant ``NAME+key=value`` against ``NAME`` and against the
-    dense model of the student's size of its protocol."""
+    dense model of the student's size of its protocol (and that model given the student's
+    wall time, where it ran)."""
     pairs = list(PAIRS)
     for label in sorted(labels):
         base = method_spec(label)[0]
         if label != base:
             dense = "dense-same-nnz-sampled" if "sampled" in base else "dense-same-nnz"
             pairs += [(label, base), (label, dense)]
+            if "sampled" not in base and "dense-same-nnz-5x" in labels:
+                pairs.append((label, "dense-same-nnz-5x"))
     return pairs
 
 
