@@ -107,22 +107,21 @@ def _complex_entity_matrix(
 def _complex_entity_moduli(
     model: KGEModel, weights: Weights | None, head: Tensor, tail: Tensor
 ) -> tuple[Tensor, Tensor]:
-    """``re^2 + im^2`` per complex coordinate of the ``head`` and ``tail`` rows
-    (one lookup per table for both, then views of one result)."""
-    ids = torch.cat([head, tail])
-    re = gather_rows(parameter(model, weights, "node_emb.weight"), ids)
-    im = gather_rows(parameter(model, weights, "node_emb_im.weight"), ids)
-    m = torch.addcmul(re * re, im, im)
-    return m[: head.numel()], m[head.numel():]
+    """``re^2 + im^2`` per complex coordinate of the ``head`` and ``tail`` rows."""
+    ent = parameter(model, weights, "node_emb.weight")
+    ent_im = parameter(model, weights, "node_emb_im.weight")
+    h_re, h_im = gather_rows(ent, head), gather_rows(ent_im, head)
+    t_re, t_im = gather_rows(ent, tail), gather_rows(ent_im, tail)
+    return h_re * h_re + h_im * h_im, t_re * t_re + t_im * t_im
 
 
 def _real_entity_moduli(
     model: KGEModel, weights: Weights | None, head: Tensor, tail: Tensor
 ) -> tuple[Tensor, Tensor]:
-    """``x^2`` per coordinate of the ``head`` and ``tail`` rows (one lookup for both)."""
-    x = gather_rows(parameter(model, weights, "node_emb.weight"), torch.cat([head, tail]))
-    m = x * x
-    return m[: head.numel()], m[head.numel():]
+    """``x^2`` per coordinate of the ``head`` and ``tail`` rows."""
+    ent = parameter(model, weights, "node_emb.weight")
+    h, t = gather_rows(ent, head), gather_rows(ent, tail)
+    return h * h, t * t
 
 
 class ModelAdapter(ABC):
