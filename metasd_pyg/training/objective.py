@@ -163,7 +163,8 @@ class StepOutput:
     Attributes:
         loss: The loss to minimise (graph kept until the backward pass).
         teacher_logits: ``[B, C]`` logits of the dense model (or of the only model).
-        student_logits: ``[B, C]`` logits of the pruned student, or ``None``.
+        student_logits: ``[B, C]`` scores of the pruned student (before its loss's logit
+            scale, which the fused loss applies), or ``None``.
     """
 
     loss: Tensor

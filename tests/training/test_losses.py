@@ -234,6 +234,15 @@ def test_fused_mutual_loss_equals_autograd_composition(
         assert torch.allclose(a, 1.7 * b, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("gamma", [0.0, -2.0, float("nan")])
+def test_fused_mutual_loss_refuses_a_logit_scale_that_is_not_positive(gamma: float) -> None:
+    """The max shift of the scaled logits holds for gamma > 0 only: anything else is refused
+    before a loss is computed."""
+    z = torch.randn(3, 5, requires_grad=True)
+    with pytest.raises(ValueError, match="student_logit_scale"):
+        mutual_logit_loss(z, z, torch.tensor([0, 1, 2]), MutualWeights(student_logit_scale=gamma))
+
+
 @pytest.mark.parametrize("tau", [1.0, 2.0, 3.0, 4.0, 2.5])
 @pytest.mark.parametrize("spread", [1.0, 30.0, 300.0])
 def test_fused_mutual_loss_in_float32_at_wide_logit_spreads(tau: float, spread: float) -> None:
