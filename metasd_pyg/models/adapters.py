@@ -124,6 +124,71 @@ def _real_entity_moduli(
     return h * h, t * t
 
 
+class _ComplexProduct(torch.autograd.Function):
+    r"""Rows ``[re, im]`` of :math:`x \circ y` (or :math:`\bar y \circ x`) for gathered
+    complex rows, with the gradient in closed form.
+
+    Inputs are the four tables (real and imaginary parts of :math:`X` and
+    :math:`Y`) and the ids of the rows to multiply; one ``index_add_`` per table
+    writes the backward pass, where autograd's composition would make a
+    zero-filled gradient per gathered row set and a dozen elementwise passes.
+    Under ``create_graph=True`` the gradient is the composition's
+    (:func:`_complex_product_reference`), so it differentiates again.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, conj: bool, x_ids: Tensor, y_ids: Tensor, x_re: Tensor,
+                x_im: Tensor, y_re: Tensor, y_im: Tensor) -> Tensor:
+        a, b = x_re.index_select(0, x_ids), x_im.index_select(0, x_ids)
+        c, d = y_re.index_select(0, y_ids), y_im.index_select(0, y_ids)
+        sign = -1.0 if conj else 1.0  # y -> conj(y) flips d
+        n = a.size(-1)
+        out = a.new_empty((*a.shape[:-1], 2 * n))
+        re, im = out[..., :n], out[..., n:]
+        torch.mul(a, c, out=re).addcmul_(b, d, value=-sign)  # ac - (+-)bd
+        torch.mul(b, c, out=im).addcmul_(a, d, value=sign)  # bc + (+-)ad
+        ctx.conj, ctx.rows = conj, (a, b, c, d)
+        ctx.save_for_backward(x_ids, y_ids, x_re, x_im, y_re, y_im)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
+        x_ids, y_ids, *tables = ctx.saved_tensors
+        needs = ctx.needs_input_grad[3:]
+        if torch.is_grad_enabled():  # create_graph=True: differentiate the composition
+            with torch.enable_grad():
+                out = _complex_product_reference(ctx.conj, x_ids, y_ids, *tables)
+                wrt = [t for t, n in zip(tables, needs) if n]
+                got = iter(torch.autograd.grad(out, wrt, grad, create_graph=True))
+            return (None,) * 3 + tuple(next(got) if n else None for n in needs)
+        a, b, c, d = ctx.rows
+        sign = -1.0 if ctx.conj else 1.0
+        n = a.size(-1)
+        g_re, g_im = grad[..., :n], grad[..., n:]
+        # re = ac - s bd, im = bc + s ad (s = sign)
+        parts = (
+            (lambda: (g_re * c).addcmul_(g_im, d, value=sign), x_ids),   # d/da
+            (lambda: (g_im * c).addcmul_(g_re, d, value=-sign), x_ids),  # d/db
+            (lambda: (g_re * a).addcmul_(g_im, b), y_ids),               # d/dc
+            (lambda: (g_im * a).addcmul_(g_re, b, value=-1.0).mul_(sign), y_ids),  # d/dd
+        )
+        grads: list[Tensor | None] = []
+        for table, need, (rows_grad, ids) in zip(tables, needs, parts):
+            grads.append(table.new_zeros(table.shape).index_add_(0, ids, rows_grad())
+                         if need else None)
+        return (None,) * 3 + tuple(grads)
+
+
+def _complex_product_reference(conj: bool, x_ids: Tensor, y_ids: Tensor, x_re: Tensor,
+                               x_im: Tensor, y_re: Tensor, y_im: Tensor) -> Tensor:
+    """:class:`_ComplexProduct` as an autograd composition."""
+    a, b = gather_rows(x_re, x_ids), gather_rows(x_im, x_ids)
+    c, d = gather_rows(y_re, y_ids), gather_rows(y_im, y_ids)
+    if conj:
+        d = -d
+    return torch.cat([a * c - b * d, b * c + a * d], dim=-1)
+
+
 class ModelAdapter(ABC):
     r"""Everything the library needs to know about one PyG KGE model class.
 
@@ -440,20 +505,18 @@ class ComplExAdapter(BilinearAdapter):
     def tail_query(
         self, model: KGEModel, head: Tensor, rel: Tensor, weights: Weights | None = None
     ) -> Tensor:
-        h_re = gather_rows(parameter(model, weights, "node_emb.weight"), head)
-        h_im = gather_rows(parameter(model, weights, "node_emb_im.weight"), head)
-        r_re = gather_rows(parameter(model, weights, "rel_emb.weight"), rel)
-        r_im = gather_rows(parameter(model, weights, "rel_emb_im.weight"), rel)
-        return torch.cat([h_re * r_re - h_im * r_im, h_im * r_re + h_re * r_im], dim=-1)
+        out: Tensor = _ComplexProduct.apply(
+            False, head, rel, *(parameter(model, weights, n) for n in ENTITY_TABLES),
+            *(parameter(model, weights, n) for n in RELATION_TABLES))
+        return out
 
     def head_query(
         self, model: KGEModel, rel: Tensor, tail: Tensor, weights: Weights | None = None
     ) -> Tensor:
-        t_re = gather_rows(parameter(model, weights, "node_emb.weight"), tail)
-        t_im = gather_rows(parameter(model, weights, "node_emb_im.weight"), tail)
-        r_re = gather_rows(parameter(model, weights, "rel_emb.weight"), rel)
-        r_im = gather_rows(parameter(model, weights, "rel_emb_im.weight"), rel)
-        return torch.cat([r_re * t_re + r_im * t_im, r_re * t_im - r_im * t_re], dim=-1)
+        out: Tensor = _ComplexProduct.apply(
+            True, tail, rel, *(parameter(model, weights, n) for n in ENTITY_TABLES),
+            *(parameter(model, weights, n) for n in RELATION_TABLES))
+        return out
 
     def entity_matrix(
         self, model: KGEModel, weights: Weights | None = None, candidates: Tensor | None = None

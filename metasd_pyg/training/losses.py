@@ -27,7 +27,7 @@ from torch import Tensor
 from torch_geometric.nn.kge import KGEModel
 
 from metasd_pyg.errors import ConfigError
-from metasd_pyg.models.adapters import ADAPTERS, adapter_of
+from metasd_pyg.models.adapters import ADAPTERS, ModelAdapter, adapter_of, parameter
 from metasd_pyg.models.scoring import (
     Weights,
     score_relations,
@@ -244,9 +244,19 @@ def dura(model: KGEModel, batch: Tensor, weight: float, weights: Weights | None 
         \Omega = \frac{\lambda}{B}\sum_{i,k} \tfrac12(|h_{ik}|^2 + |t_{ik}|^2)
                  + \tfrac32(|h_{ik}|^2 |r_{ik}|^2 + |t_{ik}|^2 |r_{ik}|^2).
 
-    Squared moduli are computed as ``re^2 + im^2`` (never through a square
-    root), so the gradient is finite, and zero, at pruned (exactly zero)
-    coordinates (:meth:`~metasd_pyg.models.adapters.ModelAdapter.squared_moduli`).
+    Squared moduli are sums of squares of the tables' coordinates (``re^2 + im^2``,
+    never through a square root), so the gradient is finite, and zero, at pruned
+    (exactly zero) coordinates. It is written in closed form,
+
+    .. math::
+        \frac{\partial\Omega}{\partial h_{ik}} = \frac{\lambda}{B}(1 + 3|r_{ik}|^2)\,h_{ik},
+        \qquad
+        \frac{\partial\Omega}{\partial r_{ik}} = \frac{3\lambda}{B}(|h_{ik}|^2 + |t_{ik}|^2)\,r_{ik}
+
+    (per real coordinate of each table; the tails' like the heads'), one
+    accumulation per table instead of autograd's pass per gathered row set
+    (:class:`_Dura`). Under ``create_graph=True`` (the meta step's virtual
+    step) the gradient is the autograd composition's, so it differentiates again.
 
     Args:
         model: ComplEx or DistMult (DURA is defined for bilinear models).
@@ -254,6 +264,16 @@ def dura(model: KGEModel, batch: Tensor, weight: float, weights: Weights | None 
         weight: :math:`\lambda`.
         weights: Optional parameter overrides (the masked student).
     """
+    adapter = _dura_adapter(model)
+    ent = [parameter(model, weights, n) for n in adapter.entity_tables]
+    rel = [parameter(model, weights, n) for n in adapter.relation_tables]
+    out: Tensor = _Dura.apply(weight / batch.size(0), len(ent), batch[:, 0], batch[:, 1],
+                              batch[:, 2], *ent, *rel)
+    return out
+
+
+def _dura_adapter(model: KGEModel) -> ModelAdapter:
+    """The model's adapter, or a :class:`ConfigError` if DURA does not apply to it."""
     adapter = adapter_of(model)
     if not adapter.supports_dura:
         dura_models = "/".join(a.name for a in ADAPTERS if a.supports_dura)
@@ -261,10 +281,72 @@ def dura(model: KGEModel, batch: Tensor, weight: float, weights: Weights | None 
             f"regulariser 'dura' applies to {dura_models}, not {type(model).__name__}; "
             "use regularizer='n3' or 'none'"
         )
-    h2, r2, t2 = adapter.squared_moduli(model, batch, weights)
-    assert r2 is not None
-    norm = 0.5 * (h2 + t2).sum() + 1.5 * (r2 * (h2 + t2)).sum()
-    return weight * norm / batch.size(0)
+    return adapter
+
+
+def _dura_value(scale: float, n_ent: int, head: Tensor, rel: Tensor, tail: Tensor,
+                tables: tuple[Tensor, ...]) -> Tensor:
+    """DURA as an autograd composition of sums of squares (:func:`dura`'s reference)."""
+    h2 = sum(t.index_select(0, head).square() for t in tables[:n_ent])
+    t2 = sum(t.index_select(0, tail).square() for t in tables[:n_ent])
+    r2 = sum(t.index_select(0, rel).square() for t in tables[n_ent:])
+    assert isinstance(h2, Tensor) and isinstance(t2, Tensor) and isinstance(r2, Tensor)
+    s = h2 + t2
+    return scale * (0.5 * s.sum() + 1.5 * (r2 * s).sum())
+
+
+class _Dura(torch.autograd.Function):
+    """DURA with its closed-form gradient (:func:`dura`)."""
+
+    @staticmethod
+    def forward(ctx: Any, scale: float, n_ent: int, head: Tensor, rel: Tensor, tail: Tensor,
+                *tables: Tensor) -> Tensor:
+        ids = torch.cat([head, tail])
+        ent = [t.index_select(0, ids) for t in tables[:n_ent]]  # [2B, d]: heads, then tails
+        rows_r = [t.index_select(0, rel) for t in tables[n_ent:]]
+        ht2 = ent[0].square()
+        for x in ent[1:]:
+            ht2.addcmul_(x, x)
+        r2 = rows_r[0].square()
+        for x in rows_r[1:]:
+            r2.addcmul_(x, x)
+        b = head.size(0)
+        s = ht2[:b] + ht2[b:]
+        value = scale * (0.5 * float(s.sum()) + 1.5 * float(torch.dot(r2.view(-1), s.view(-1))))
+        ctx.scale, ctx.n_ent = scale, n_ent
+        ctx.save_for_backward(head, rel, tail, *tables)
+        ctx.rows = ent, rows_r, r2, s  # the fast backward's (read only, so it may run twice)
+        return s.new_tensor(value)
+
+    @staticmethod
+    def backward(ctx: Any, out_grad: Tensor) -> tuple[Tensor | None, ...]:
+        head, rel, tail, *tables = ctx.saved_tensors
+        n_ent = ctx.n_ent
+        needs = ctx.needs_input_grad[5:]
+        if torch.is_grad_enabled():  # create_graph=True: differentiate the composition
+            with torch.enable_grad():
+                value = _dura_value(ctx.scale, n_ent, head, rel, tail, tuple(tables))
+                wrt = [t for t, n in zip(tables, needs) if n]
+                got = iter(torch.autograd.grad(value, wrt, out_grad, create_graph=True))
+            return (None,) * 5 + tuple(next(got) if n else None for n in needs)
+        ent, rows_r, r2, s = ctx.rows
+        c = float(out_grad) * ctx.scale
+        ids = torch.cat([head, tail])
+        # dOmega/dx = c (1 + 3 r2) x for a head or tail coordinate x
+        a = r2.mul(3.0 * c).add_(c).repeat(2, 1)
+        # dOmega/dy = 3c (h2 + t2) y for a relation coordinate y
+        s3 = s * (3.0 * c)
+        grads: list[Tensor | None] = []
+        for i, (table, need) in enumerate(zip(tables, needs)):
+            if not need:
+                grads.append(None)
+                continue
+            if i < n_ent:
+                g = table.new_zeros(table.shape).index_add_(0, ids, ent[i] * a)
+            else:
+                g = table.new_zeros(table.shape).index_add_(0, rel, rows_r[i - n_ent] * s3)
+            grads.append(g)
+        return (None,) * 5 + tuple(grads)
 
 
 def n3(model: KGEModel, batch: Tensor, weight: float, weights: Weights | None = None) -> Tensor:
@@ -304,13 +386,15 @@ def regularizer(
         weight: Regularisation weight.
         weights: Optional parameter overrides.
     """
+    if name not in REGULARIZERS:
+        raise ConfigError(
+            f"unknown regularizer {name!r}; expected one of {', '.join(REGULARIZERS)}")
     if name == "dura":
-        return dura(model, batch, weight, weights)
-    if name == "n3":
-        return n3(model, batch, weight, weights)
-    if name == "none" or weight == 0.0:
+        _dura_adapter(model)  # refused for a model DURA does not apply to, whatever the weight
+    if name == "none" or weight == 0.0:  # nothing computed: a zero penalty has no gradient
         return batch.new_zeros((), dtype=model.node_emb.weight.dtype)
-    raise ConfigError(f"unknown regularizer {name!r}; expected one of {', '.join(REGULARIZERS)}")
+    return dura(model, batch, weight, weights) if name == "dura" else n3(model, batch, weight,
+                                                                         weights)
 
 
 def kl_divergence(p_logits: Tensor, q_logits: Tensor, temperature: float = 1.0) -> Tensor:

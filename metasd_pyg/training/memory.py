@@ -34,9 +34,12 @@ if TYPE_CHECKING:
 
 #: Resident memory of the interpreter with torch, PyG and the library imported.
 BASELINE_BYTES = 500 * 2**20
-#: Floats per (query, candidate) a training step keeps for backward: logits,
-#: softmax and their gradients (one model: 4; teacher and student: 8).
-_STEP_FLOATS_PER_SCORE = 4
+#: Floats per (query, candidate) a training step keeps for backward: the logits,
+#: their gradient (the fused losses write it in the forward pass, in place of
+#: the softmax) and one workspace (one model: 3; teacher and student: 6).
+#: Measured on 1-N MetaSD steps at 150k entities: 1.3x the peak with the meta
+#: step off, 1.08x with it on (``tests/training/test_memory.py``).
+_STEP_FLOATS_PER_SCORE = 3
 #: Floats per (query, candidate) of the meta step's twice-differentiable
 #: forwards (virtual step and quiz; measured on 1-N steps at 150k entities).
 _META_FLOATS_PER_SCORE = 12
