@@ -106,6 +106,59 @@ class PygUser:
         self.opt.step()
 
 
+#: ``--phases``: the phases of a step, in order.
+PHASES = ("candidates", "the view (row gathers)", "objective forward", "backward",
+          "sparse gradients", "optimiser")
+
+
+class PhaseTimer:
+    """Times the phases of a trainer's steps by wrapping its methods (``--phases``).
+
+    While :attr:`active` names a trainer, every call of a wrapped method adds its
+    wall time to that trainer's list for the phase; ``Tensor.backward`` is wrapped
+    for the whole process (the benchmark's only backward passes are the steps').
+    """
+
+    def __init__(self, trainers: dict[tuple[str, str], Any]) -> None:
+        self.active: tuple[str, str] | None = None
+        self.times: dict[tuple[str, str], dict[str, list[float]]] = {
+            k: {ph: [] for ph in PHASES} for k, tr in trainers.items() if isinstance(tr, Trainer)}
+        classes = set()
+        for tr in trainers.values():
+            if not isinstance(tr, Trainer):
+                continue
+            tr.objective.candidates = self._wrap(tr.objective.candidates, PHASES[0])  # type: ignore[method-assign]
+            tr.engine.view = self._wrap(tr.engine.view, PHASES[1])  # type: ignore[method-assign]
+            classes.add(type(tr.objective))  # called through its class: wrapped there
+            tr.engine.scatter = self._wrap(tr.engine.scatter, PHASES[4])  # type: ignore[method-assign]
+            tr.optimizer.step = self._wrap(tr.optimizer.step, PHASES[5])  # type: ignore[method-assign]
+        for cls in classes:
+            cls.__call__ = self._wrap(cls.__call__, PHASES[2])  # type: ignore[method-assign]
+        torch.Tensor.backward = self._wrap(torch.Tensor.backward, PHASES[3])  # type: ignore
+
+    def _wrap(self, fn: Any, phase: str) -> Any:
+        def timed(*a: Any, **kw: Any) -> Any:
+            t0 = time.perf_counter()
+            out = fn(*a, **kw)
+            if self.active is not None and self.active in self.times:
+                self.times[self.active][phase].append(time.perf_counter() - t0)
+            return out
+        return timed
+
+    def lines(self, steps: dict[tuple[str, str], list[float]]) -> list[str]:
+        """A Markdown table of the phases' medians (ms) per trainer."""
+        keys = list(self.times)
+        out = ["| phase | " + " | ".join(f"{spec}, {name}" for spec, name in keys) + " |",
+               "|---|" + "---|" * len(keys)]
+        for ph in PHASES:
+            cells = [f"{statistics.median(self.times[k][ph]) * 1e3:.2f} ms"
+                     if self.times[k][ph] else "-" for k in keys]
+            out.append(f"| {ph} | " + " | ".join(cells) + " |")
+        out.append("| whole step | " + " | ".join(
+            f"{statistics.median(steps[k]) * 1e3:.2f} ms" for k in keys) + " |")
+        return out
+
+
 def _rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
@@ -134,6 +187,10 @@ def main() -> None:
     p.add_argument("--pyg", action="store_true",
                    help="also time what a PyG user would write: ComplEx(sparse=True), its "
                         "loader and loss (1 random negative per triple), torch's Adagrad")
+    p.add_argument("--phases", action="store_true",
+                   help="also time the phases of every trainer's timed steps (candidates, "
+                        "row gathers, objective, backward, sparse gradients, optimiser) by "
+                        "wrapping the trainer's methods, and print their medians")
     p.add_argument("--out", default=None, help="Markdown file to write")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -168,6 +225,7 @@ def main() -> None:
 
     gen = torch.Generator().manual_seed(0)
     times: dict[tuple[str, str], list[float]] = {k: [] for k in trainers}
+    phases = PhaseTimer(trainers) if args.phases else None
 
     def run(key: tuple[str, str], n: int, record: bool) -> None:
         tr = trainers[key]
@@ -178,6 +236,8 @@ def main() -> None:
                 if record:
                     times[key].append(time.perf_counter() - t0)
             return
+        if phases is not None:
+            phases.active = key if record else None
         for _ in range(n):
             idx = torch.randint(tr.stream.size(0), (args.batch_size,), generator=gen)
             batch = tr.stream[idx]
@@ -228,6 +288,9 @@ def main() -> None:
         lines.append(f"| {spec} | {tr.graph.num_entities:,} | {name} | {med:.4f} | "
                      f"{mean:.4f} | {mean / base:.2f}x | {mean / products:.2f}x | "
                      f"{tr.steps_per_epoch:,} | {mean * tr.steps_per_epoch / 60:.1f} |")
+    if phases is not None:
+        lines += ["", "Phases of the timed steps (medians; each phase timed by wrapping the "
+                  "trainer's method):", "", *phases.lines(times)]
     if recompute_s:
         lines += ["", "Mask recomputation (whole tables, once per epoch): " + "; ".join(
             f"{name} on {spec}: {sec:.2f} s" for (spec, name), sec in recompute_s.items())]
