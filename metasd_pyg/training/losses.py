@@ -312,11 +312,11 @@ class _Dura(torch.autograd.Function):
             r2.addcmul_(x, x)
         b = head.size(0)
         s = ht2[:b] + ht2[b:]
-        value = scale * (0.5 * float(s.sum()) + 1.5 * float(torch.dot(r2.view(-1), s.view(-1))))
+        value = (0.5 * s.sum() + 1.5 * torch.dot(r2.view(-1), s.view(-1))) * scale
         ctx.scale, ctx.n_ent = scale, n_ent
         ctx.save_for_backward(head, rel, tail, *tables)
         ctx.rows = ent, rows_r, r2, s  # the fast backward's (read only, so it may run twice)
-        return s.new_tensor(value)
+        return value
 
     @staticmethod
     def backward(ctx: Any, out_grad: Tensor) -> tuple[Tensor | None, ...]:
@@ -330,10 +330,10 @@ class _Dura(torch.autograd.Function):
                 got = iter(torch.autograd.grad(value, wrt, out_grad, create_graph=True))
             return (None,) * 5 + tuple(next(got) if n else None for n in needs)
         ent, rows_r, r2, s = ctx.rows
-        c = float(out_grad) * ctx.scale
+        c = out_grad * ctx.scale  # a 0-d tensor: no synchronisation with the device
         ids = torch.cat([head, tail])
         # dOmega/dx = c (1 + 3 r2) x for a head or tail coordinate x
-        a = r2.mul(3.0 * c).add_(c).repeat(2, 1)
+        a = (r2 * (3.0 * c)).add_(c).repeat(2, 1)
         # dOmega/dy = 3c (h2 + t2) y for a relation coordinate y
         s3 = s * (3.0 * c)
         grads: list[Tensor | None] = []
