@@ -267,8 +267,8 @@ def dura(model: KGEModel, batch: Tensor, weight: float, weights: Weights | None 
     adapter = _dura_adapter(model)
     ent = [parameter(model, weights, n) for n in adapter.entity_tables]
     rel = [parameter(model, weights, n) for n in adapter.relation_tables]
-    out: Tensor = _Dura.apply(weight / batch.size(0), len(ent), batch[:, 0], batch[:, 1],
-                              batch[:, 2], *ent, *rel)
+    names = (*adapter.entity_tables, *adapter.relation_tables)
+    out: Tensor = _Dura.apply(model, names, weight / batch.size(0), len(ent), batch, *ent, *rel)
     return out
 
 
@@ -284,13 +284,12 @@ def _dura_adapter(model: KGEModel) -> ModelAdapter:
     return adapter
 
 
-def _dura_value(scale: float, n_ent: int, head: Tensor, rel: Tensor, tail: Tensor,
-                tables: tuple[Tensor, ...]) -> Tensor:
-    """DURA as an autograd composition of sums of squares (:func:`dura`'s reference)."""
-    h2 = sum(t.index_select(0, head).square() for t in tables[:n_ent])
-    t2 = sum(t.index_select(0, tail).square() for t in tables[:n_ent])
-    r2 = sum(t.index_select(0, rel).square() for t in tables[n_ent:])
-    assert isinstance(h2, Tensor) and isinstance(t2, Tensor) and isinstance(r2, Tensor)
+def _dura_composition(model: KGEModel, batch: Tensor, scale: float,
+                      weights: Weights | None) -> Tensor:
+    """DURA as the autograd composition of the adapter's squared moduli (the closed form's
+    reference, and its gradient under ``create_graph``)."""
+    h2, r2, t2 = adapter_of(model).squared_moduli(model, batch, weights)
+    assert r2 is not None
     s = h2 + t2
     return scale * (0.5 * s.sum() + 1.5 * (r2 * s).sum())
 
@@ -299,8 +298,9 @@ class _Dura(torch.autograd.Function):
     """DURA with its closed-form gradient (:func:`dura`)."""
 
     @staticmethod
-    def forward(ctx: Any, scale: float, n_ent: int, head: Tensor, rel: Tensor, tail: Tensor,
-                *tables: Tensor) -> Tensor:
+    def forward(ctx: Any, model: KGEModel, names: tuple[str, ...], scale: float, n_ent: int,
+                batch: Tensor, *tables: Tensor) -> Tensor:
+        head, rel, tail = batch[:, 0], batch[:, 1], batch[:, 2]
         ids = torch.cat([head, tail])
         ent = [t.index_select(0, ids) for t in tables[:n_ent]]  # [2B, d]: heads, then tails
         rows_r = [t.index_select(0, rel) for t in tables[n_ent:]]
@@ -313,19 +313,21 @@ class _Dura(torch.autograd.Function):
         b = head.size(0)
         s = ht2[:b] + ht2[b:]
         value = (0.5 * s.sum() + 1.5 * torch.dot(r2.view(-1), s.view(-1))) * scale
-        ctx.scale, ctx.n_ent = scale, n_ent
-        ctx.save_for_backward(head, rel, tail, *tables)
+        ctx.model, ctx.names, ctx.scale, ctx.n_ent = model, names, scale, n_ent
+        ctx.save_for_backward(batch, *tables)
         ctx.rows = ent, rows_r, r2, s  # the fast backward's (read only, so it may run twice)
         return value
 
     @staticmethod
     def backward(ctx: Any, out_grad: Tensor) -> tuple[Tensor | None, ...]:
-        head, rel, tail, *tables = ctx.saved_tensors
+        batch, *tables = ctx.saved_tensors
+        head, rel, tail = batch[:, 0], batch[:, 1], batch[:, 2]
         n_ent = ctx.n_ent
         needs = ctx.needs_input_grad[5:]
         if torch.is_grad_enabled():  # create_graph=True: differentiate the composition
             with torch.enable_grad():
-                value = _dura_value(ctx.scale, n_ent, head, rel, tail, tuple(tables))
+                value = _dura_composition(ctx.model, batch, ctx.scale,
+                                          dict(zip(ctx.names, tables)))
                 wrt = [t for t, n in zip(tables, needs) if n]
                 got = iter(torch.autograd.grad(value, wrt, out_grad, create_graph=True))
             return (None,) * 5 + tuple(next(got) if n else None for n in needs)
