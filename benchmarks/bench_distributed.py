@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import socket
 import statistics
 import subprocess
@@ -41,6 +40,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+
+from metasd_pyg.runs.submit import cpu_model
 
 NETWORK = 10e9 / 8  # bytes per second of a 10 Gbit/s link
 MACHINES = 8
@@ -181,7 +182,8 @@ def main() -> None:
              f"{args.mode}{' with the meta step' if args.meta else ''}, ComplEx dim {args.dim}, "
              f"global batch {'/'.join(map(str, args.batch_size))}, {args.num_negatives} "
              "shared negatives (sampled), "
-             f"Adagrad; gloo on one machine ({platform.machine()}, {os.cpu_count()} cores, "
+             f"Adagrad; gloo on one machine ({cpu_model()}, {os.cpu_count()} cores, "
+             f"{torch.backends.cpu.get_cpu_capability()} kernels, "
              f"torch {torch.__version__}); {args.steps} timed steps after {args.warmup}, "
              f"best of {args.repeats} interleaved repeat(s); commit `{commit}`.", "",
              "| loss | global batch | processes x threads | step median | rows / s "

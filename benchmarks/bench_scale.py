@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -40,6 +39,7 @@ from typing import Any
 import torch
 
 from metasd_pyg.data import load_dataset
+from metasd_pyg.runs.submit import cpu_model
 from metasd_pyg.training import MetaSDConfig, Trainer, compose
 
 
@@ -302,7 +302,8 @@ def main() -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, check=False).stdout.strip()
     lines += ["", f"Peak RSS of the benchmark process: {_rss_gb():.1f} GB. Machine: "
-              f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}; "
+              f"{cpu_model()}, {os.cpu_count()} cores, "
+              f"{torch.backends.cpu.get_cpu_capability()} kernels, torch {torch.__version__}; "
               f"commit `{commit}`.", "", "Command: `python " + " ".join(sys.argv) + "`"]
     text = "\n".join(lines)
     print(text)

@@ -93,12 +93,31 @@ def _mean(values: list[float]) -> float:
     return float(torch.tensor(values, dtype=torch.float64).mean())
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux), else what :mod:`platform` knows.
+
+    ``platform.processor()`` is empty on most Linux systems, and a leaderboard entry
+    or a benchmark timed on "x86_64" does not say which machine it was.
+    """
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    return f"{value.strip()} ({platform.machine()})"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def hardware() -> dict[str, Any]:
-    """The machine the runs trained on (CPU, cores, memory, GPU, torch)."""
+    """The machine the runs trained on (CPU, cores, the vector instructions torch's CPU
+    kernels use, memory, GPU, torch)."""
     from metasd_pyg.training.memory import physical_memory_bytes
 
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+    return {"cpu": cpu_model(), "cores": os.cpu_count(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "memory_bytes": physical_memory_bytes(), "gpu": gpu,
             "torch": torch.__version__, "python": platform.python_version(),
             "platform": platform.platform()}

@@ -77,3 +77,24 @@ def test_a_teacher_submission_and_a_student_of_a_dense_mode_is_refused(
                  "--mode", "teacher", "--submit-model", "student", *TINY])
     err = capsys.readouterr().err
     assert code != 0 and "trains no student" in err and err.count("\n") == 1
+
+
+def test_hardware_names_the_cpu_model_from_proc_cpuinfo(monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: Path) -> None:
+    import builtins
+
+    from metasd_pyg.runs import submit as submit_mod
+
+    fake = tmp_path / "cpuinfo"
+    fake.write_text("processor\t: 0\nvendor_id\t: Acme\nmodel name\t: Acme Turbo 9000\n")
+    real_open = builtins.open
+
+    def fake_open(path: object, *a: object, **kw: object) -> object:
+        return real_open(fake if path == "/proc/cpuinfo" else path, *a, **kw)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(builtins, "open", fake_open)
+    assert submit_mod.cpu_model().startswith("Acme Turbo 9000 (")
+    doc = submit_mod.hardware()
+    assert doc["cpu"].startswith("Acme Turbo 9000") and doc["cpu_capability"]
+    fake.write_text("processor\t: 0\n")  # no model name (some ARM kernels): platform's answer
+    assert submit_mod.cpu_model() and "Acme" not in submit_mod.cpu_model()
