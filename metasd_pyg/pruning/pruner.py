@@ -41,7 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from metasd_pyg.errors import ConfigError
-from metasd_pyg.pruning.config import DEFAULT_K_MAX_FACTOR, PruningConfig
+from metasd_pyg.pruning.config import DEFAULT_ALPHA, DEFAULT_K_MAX_FACTOR, PruningConfig
 from metasd_pyg.pruning.importance import DEFAULT_IMPORTANCE, unit_importance, unit_order
 from metasd_pyg.pruning.masks import Masks, target_count
 from metasd_pyg.pruning.nested import NestedMasks, allocate_prefix_lengths
@@ -91,7 +91,7 @@ class Pruner:
         strategy: str = "degree",
         sparsity: float = 0.9,
         *,
-        alpha: float = 0.5,
+        alpha: float = DEFAULT_ALPHA,
         k_min: int = 1,
         k_max: int | None = None,
         k_max_factor: float | None = DEFAULT_K_MAX_FACTOR,

@@ -192,10 +192,12 @@ def test_k_max_factor_caps_at_the_stated_multiple_of_the_mean(E, R, d, sparsity,
 def test_k_max_wins_over_factor_and_none_means_uncapped():
     model = _model("complex", 200, 3, 40)
     deg = _hub_degrees(200)
-    assert int(Pruner("degree", 0.9).compute_nested(model, deg).k["entity"].max()) < 40
-    uncapped = Pruner("degree", 0.9, k_max_factor=None).compute_nested(model, deg)
+    # alpha 0.5: steep enough that the hubs' uncapped prefix reaches the whole rank
+    assert int(Pruner("degree", 0.9, alpha=0.5).compute_nested(model, deg).k["entity"].max()) < 40
+    uncapped = Pruner("degree", 0.9, alpha=0.5, k_max_factor=None).compute_nested(model, deg)
     assert int(uncapped.k["entity"].max()) == 40
-    explicit = Pruner("degree", 0.9, k_max=20, k_max_factor=1.0).compute_nested(model, deg)
+    explicit = Pruner("degree", 0.9, alpha=0.5, k_max=20,
+                      k_max_factor=1.0).compute_nested(model, deg)
     assert int(explicit.k["entity"].max()) == 20
 
 

@@ -40,7 +40,9 @@ def test_two_seeds_then_a_third_reusing_and_resuming(ogb_root: Path, tmp_path: P
     test = [s["test_mrr"] for s in doc["per_seed"]]
     assert [s["seed"] for s in doc["per_seed"]] == [0, 1]
     assert doc["valid_mrr"]["mean"] == pytest.approx(sum(valid) / 2)
-    assert doc["test_mrr"]["std"] == pytest.approx(float(torch.tensor(test).double().std()))
+    # in float64 from the start: rounding the MRRs to float32 first moves a small std by 1e-5
+    std = float(torch.tensor(test, dtype=torch.float64).std())
+    assert doc["test_mrr"]["std"] == pytest.approx(std)
     assert valid[0] != valid[1]  # different seeds, different runs
     assert doc["params"] == 300 * 20 * 2 + 12 * 20 * 2  # ComplEx tables, as OGB counts them
     assert doc["student_nonzeros"] == pytest.approx(0.1 * doc["params"], rel=0.02)
