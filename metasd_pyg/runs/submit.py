@@ -93,14 +93,17 @@ def _mean(values: list[float]) -> float:
     return float(torch.tensor(values, dtype=torch.float64).mean())
 
 
-def cpu_model() -> str:
+def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
     """The CPU's model name (``/proc/cpuinfo`` on Linux), else what :mod:`platform` knows.
 
     ``platform.processor()`` is empty on most Linux systems, and a leaderboard entry
     or a benchmark timed on "x86_64" does not say which machine it was.
+
+    Args:
+        cpuinfo: The file to read the ``model name`` line from.
     """
     try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
+        with open(cpuinfo, encoding="utf-8") as f:
             for line in f:
                 key, _, value = line.partition(":")
                 if key.strip() == "model name" and value.strip():

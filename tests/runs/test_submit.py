@@ -10,6 +10,7 @@ import torch
 
 from metasd_pyg.cli import main
 from metasd_pyg.data import generate_synthetic, write_ogb_wikikg2
+from metasd_pyg.runs.submit import cpu_model, hardware
 from metasd_pyg.storage.folder import RunFolder
 
 TINY = ["--epochs", "2", "--dim", "20", "--batch-size", "500", "--no-progress", "--no-report"]
@@ -81,22 +82,12 @@ def test_a_teacher_submission_and_a_student_of_a_dense_mode_is_refused(
     assert code != 0 and "trains no student" in err and err.count("\n") == 1
 
 
-def test_hardware_names_the_cpu_model_from_proc_cpuinfo(monkeypatch: pytest.MonkeyPatch,
-                                                        tmp_path: Path) -> None:
-    import builtins
-
-    from metasd_pyg.runs import submit as submit_mod
-
+def test_hardware_names_the_cpu_model_from_proc_cpuinfo(tmp_path: Path) -> None:
     fake = tmp_path / "cpuinfo"
     fake.write_text("processor\t: 0\nvendor_id\t: Acme\nmodel name\t: Acme Turbo 9000\n")
-    real_open = builtins.open
-
-    def fake_open(path: object, *a: object, **kw: object) -> object:
-        return real_open(fake if path == "/proc/cpuinfo" else path, *a, **kw)  # type: ignore[call-overload]
-
-    monkeypatch.setattr(builtins, "open", fake_open)
-    assert submit_mod.cpu_model().startswith("Acme Turbo 9000 (")
-    doc = submit_mod.hardware()
-    assert doc["cpu"].startswith("Acme Turbo 9000") and doc["cpu_capability"]
+    assert cpu_model(fake).startswith("Acme Turbo 9000 (")
     fake.write_text("processor\t: 0\n")  # no model name (some ARM kernels): platform's answer
-    assert submit_mod.cpu_model() and "Acme" not in submit_mod.cpu_model()
+    assert cpu_model(fake) and "Acme" not in cpu_model(fake)
+    assert cpu_model(tmp_path / "missing")  # no such file: platform's answer
+    doc = hardware()
+    assert doc["cpu"] == cpu_model() and doc["cpu_capability"]
