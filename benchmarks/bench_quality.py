@@ -304,7 +304,7 @@ def write_report(out: Path, command: str) -> str:
                     f"{m}: " + ", ".join(f"{k}={v}" for k, v in o.items())
                     for m, o in methods.items()), ""]
         lines += ["| method | seeds | MRR | Hits@1 | Hits@3 | Hits@10 | teacher MRR, same run |"
-                  " mask churn / epoch | wall (s) | best epoch |",
+                  " mask churn / epoch | wall (s) | best epoch / epochs run |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for method in _labels(runs):
             rs = [r for r in runs if r["dataset"] == ds and r["method"] == method]
@@ -316,7 +316,9 @@ def write_report(out: Path, command: str) -> str:
             churns = [float(r["mask_churn"]) for r in rs if r.get("mask_churn")]
             cells.append(f"{sum(churns) / len(churns):.4f}" if churns else "")
             wall = f"{sum(float(r.get('train_s') or r['wall_s']) for r in rs) / len(rs):.0f}"
-            be = ",".join(r["best_epoch"] for r in rs)
+            # epochs run, not the protocol's: --epochs and early stopping change them
+            be = ",".join(f"{r['best_epoch']}/{r['epochs_run']}" if r.get("epochs_run")
+                          else r["best_epoch"] for r in rs)
             lines.append(f"| {method} | {len(rs)} | " + " | ".join(cells) + f" | {wall} | {be} |")
             if method.startswith("oneshot") and rs[0].get("oneshot_nofinetune_test_mrr"):
                 cells = [_fmt([float(r[f"oneshot_nofinetune_test_{k}"]) for r in rs])
