@@ -6,10 +6,14 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_quality.py"
 
 
-def _load() -> ModuleType:
+@pytest.fixture(scope="module")
+def bq() -> ModuleType:
+    """The benchmark script as a module (it is not part of the package)."""
     spec = importlib.util.spec_from_file_location("bench_quality", SCRIPT)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -28,8 +32,7 @@ def _run(method: str, seed: int, best: int, run: int | None) -> dict[str, object
     return row
 
 
-def test_report_shows_best_and_run_epochs_and_keeps_notes(tmp_path: Path) -> None:
-    bq = _load()
+def test_report_shows_best_and_run_epochs_and_keeps_notes(bq: ModuleType, tmp_path: Path) -> None:
     out = tmp_path / "q"
     bq._append(out.with_name("q_runs.csv"), [_run("teacher", 0, 90, 100),
                                               _run("teacher", 1, 60, 100)])
@@ -44,8 +47,7 @@ def test_report_shows_best_and_run_epochs_and_keeps_notes(tmp_path: Path) -> Non
     assert "old tables" not in text
 
 
-def test_report_reads_runs_recorded_before_epochs_run(tmp_path: Path) -> None:
-    bq = _load()
+def test_report_reads_runs_recorded_before_epochs_run(bq: ModuleType, tmp_path: Path) -> None:
     out = tmp_path / "q"
     bq._append(out.with_name("q_runs.csv"), [_run("teacher", 0, 40, None)])
     bq._append(out.with_name("q_buckets.csv"), [])
