@@ -6,10 +6,10 @@ user without the data can still run the unit tests. CI sets
 ``METASD_REQUIRE_DATA=1``: then missing data stops the run at once instead
 of silently skipping the tests that need it.
 
-Property tests explore new random examples on every local run. CI sets
-``HYPOTHESIS_PROFILE=ci``: the examples are derived from each test alone
-(``derandomize``), so a commit that passed CI passes it again, and a failure
-there names a reproducible case.
+Property tests explore new random examples on every local run. CI runs
+pytest with hypothesis's ``--hypothesis-profile=ci``: the examples are derived
+from each test alone (``derandomize``), so a commit that passed CI passes it
+again, and a failure there names a reproducible case.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from hypothesis import settings
 from tests.paths import DATA_ROOT
 
 settings.register_profile("ci", derandomize=True, database=None)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 REQUIRED_ARCHIVES = ("FB15k-237.tar.gz", "WN18RR.tar.gz", "umls.tar.gz", "kinship.tar.gz",
                      "nations.tar.gz")
